@@ -1,0 +1,136 @@
+"""``mlops``: the command line of the release pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .release import ReleaseError, parse_hyperparameters
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    from .local.runners import runner_named
+    from .local.stack import LocalStack, new_work_dir
+    from .rehearsal import Options, rehearse
+
+    out = sys.stderr
+    options = Options(
+        approve=args.approve,
+        hyperparameters=parse_hyperparameters(args.hyperparameters),
+        releases=args.releases,
+        serve=args.serve,
+        timeout=args.timeout,
+    )
+    parameters = dict(parse_hyperparameters(args.parameter)) if args.parameter else {}
+    work_dir = Path(args.work_dir) if args.work_dir else new_work_dir()
+    definition = Path(args.definition).resolve() if args.definition else None
+    if definition and not definition.is_file():
+        raise ReleaseError(f"--definition {definition} does not exist")
+    out.write(f"Starting the local AWS (runner: {args.runner}, work dir: {work_dir})\n")
+    stack = LocalStack(
+        work_dir=work_dir, runner=runner_named(args.runner), parameters=parameters, definition_path=definition
+    ).start()
+    try:
+        summary = rehearse(stack, options, out)
+        _print_summary(summary, out)
+        print(json.dumps(summary), flush=True)
+        if args.serve and summary["status"] == "SUCCEEDED":
+            stopped = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stopped.set())
+            out.write("Serving until Ctrl-C (SIGINT/SIGTERM).\n")
+            out.flush()
+            stopped.wait()
+        return 0 if summary["status"] == "SUCCEEDED" else 1
+    finally:
+        stack.stop()
+
+
+def _print_summary(summary: dict, out) -> None:
+    out.write(f"\nRelease {summary['status']}\n")
+    if summary["status"] == "SUCCEEDED":
+        out.write(
+            f"  endpoint  {summary['endpoint_name']}\n  API       {summary['api_url']}\n"
+            f"  mail      {summary['outbox']}\n  local AWS {summary['aws_endpoint_url']}\n"
+            f"  try it:   {summary['curl']}\n  answer:   {summary['prediction']}\n\n"
+        )
+    else:
+        out.write(
+            f"  failed at {summary.get('failed_state')}: {summary.get('error')}\n"
+            f"  cause:    {summary.get('cause')}\n  mail:     {summary['outbox']}\n\n"
+        )
+    out.flush()
+
+
+def _diagram(args: argparse.Namespace) -> int:
+    from .diagram import mermaid
+
+    print(mermaid(json.loads(Path(args.definition).read_text())))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    rehearse = commands.add_parser(
+        "rehearse",
+        help="run the whole release pipeline on this machine (no AWS account needed)",
+        description="Runs statemachine/mlops.asl.json on a local AWS: training, batch transform, approval mail, "
+        "endpoint, API. The last stdout line is a JSON summary.",
+    )
+    rehearse.add_argument(
+        "--approve",
+        choices=["click", "manual", "reject"],
+        default="click",
+        help="click: follow the mail's Approve link over HTTP (default); manual: print the "
+        "link and wait for you; reject: click Reject",
+    )
+    rehearse.add_argument(
+        "--runner",
+        choices=["process", "podman"],
+        default="process",
+        help="run the container programs as processes (default) or in the image with podman",
+    )
+    rehearse.add_argument("--definition", help="an ASL file to run instead of statemachine/mlops.asl.json")
+    rehearse.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the local AWS, API and endpoint up after the summary until Ctrl-C",
+    )
+    rehearse.add_argument("--hyperparameters", nargs="*", default=[], metavar="NAME=VALUE")
+    rehearse.add_argument(
+        "--parameter",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a template parameter, e.g. MinAccuracy=0.95",
+    )
+    rehearse.add_argument(
+        "--releases", type=int, default=1, help="release N times against the same local AWS"
+    )
+    rehearse.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each release")
+    rehearse.add_argument("--work-dir", help="where mail, jobs and logs go (default: a new temporary folder)")
+    rehearse.set_defaults(func=_rehearse)
+
+    diagram = commands.add_parser("diagram", help="print a mermaid diagram of a state machine definition")
+    diagram.add_argument(
+        "definition",
+        nargs="?",
+        default=str(Path(__file__).resolve().parents[1] / "statemachine" / "mlops.asl.json"),
+    )
+    diagram.set_defaults(func=_diagram)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ReleaseError as error:
+        print(f"mlops: error: {error}", file=sys.stderr)
+        return 2

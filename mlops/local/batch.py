@@ -1,0 +1,98 @@
+"""Batch transform data handling as SageMaker does it for CSV: split, batch, filter, join, assemble."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+_SELECTOR = re.compile(r"^\$(\[(.+)\])?$")
+_SLICE = re.compile(r"^(-?\d*):(-?\d*)$")
+
+
+class TransformInputError(ValueError):
+    """Input the transform cannot process; the message names the object and the line."""
+
+
+@dataclass(frozen=True)
+class CsvFilter:
+    """A SageMaker CSV JSONPath filter: ``$``, ``$[1:]``, ``$[0,-1]``, ``$[0:2,5]``."""
+
+    expression: str
+    parts: tuple[int | slice, ...] | None  # None selects the whole record
+
+    @classmethod
+    def parse(cls, expression: str | None) -> CsvFilter:
+        expression = (expression or "$").strip()
+        match = _SELECTOR.match(expression)
+        if not match:
+            raise ValueError(f"unsupported CSV filter {expression!r}: use $, $[i], $[i:j] or $[i,j,...]")
+        if match.group(2) is None:
+            return cls(expression, None)
+        parts: list[int | slice] = []
+        for item in match.group(2).split(","):
+            item = item.strip()
+            sliced = _SLICE.match(item)
+            if sliced:
+                start, stop = (int(x) if x else None for x in sliced.groups())
+                parts.append(slice(start, stop))
+            elif re.fullmatch(r"-?\d+", item):
+                parts.append(int(item))
+            else:
+                raise ValueError(f"unsupported CSV filter {expression!r}: {item!r} is not an index or slice")
+        return cls(expression, tuple(parts))
+
+    @property
+    def selects_all(self) -> bool:
+        return self.parts is None
+
+    def apply(self, record: bytes) -> bytes:
+        if self.parts is None:
+            return record
+        fields = record.split(b",")
+        picked: list[bytes] = []
+        for part in self.parts:
+            if isinstance(part, slice):
+                picked.extend(fields[part])
+            else:
+                try:
+                    picked.append(fields[part])
+                except IndexError:
+                    raise TransformInputError(
+                        f"filter {self.expression} selects column {part} of a record with {len(fields)}"
+                    ) from None
+        return b",".join(picked)
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """SplitType=Line: one record per non-empty line (CRLF tolerated)."""
+    return [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
+
+
+def batches(records: list[bytes], strategy: str, max_payload_bytes: int) -> Iterator[tuple[int, list[bytes]]]:
+    """Yields (index of the first record, records) per request: one record, or as many as fit the payload."""
+    if strategy == "SingleRecord":
+        for i, record in enumerate(records):
+            yield i, [record]
+        return
+    start, size = 0, 0
+    for i, record in enumerate(records):
+        if len(record) + 1 > max_payload_bytes:
+            raise TransformInputError(f"record {i + 1} is larger than MaxPayloadInMB")
+        if size + len(record) + 1 > max_payload_bytes and i > start:
+            yield start, records[start:i]
+            start, size = i, 0
+        size += len(record) + 1
+    if start < len(records):
+        yield start, records[start:]
+
+
+def join_outputs(
+    inputs: list[bytes], outputs: list[bytes], join_source: str | None, output_filter: CsvFilter
+) -> list[bytes]:
+    joined = (
+        [i + b"," + o for i, o in zip(inputs, outputs, strict=True)] if join_source == "Input" else outputs
+    )
+    if output_filter.selects_all:
+        return joined
+    return [output_filter.apply(r) for r in joined]

@@ -1,0 +1,193 @@
+"""Plugs the local SageMaker and the local Lambda functions into moto's Step Functions interpreter.
+
+moto runs the real ASL file; it lacks the SageMaker optimised integrations and would send Lambda invokes to
+its own Lambda emulation (which needs Docker). These are the private seams it offers for both; the test
+``tests/unit/test_engine_seams.py`` fails loudly if an upgrade moves them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from moto.core.config import default_user_config
+from moto.core.responses import ActionResult, EmptyResult
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+    lambda_eval_utils,
+    state_task_factory,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback,
+    state_task_service_factory,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+from moto.stepfunctions.responses import StepFunctionResponse
+
+LambdaInvoker = Callable[[str, Any], tuple[bool, Any]]
+"""(function ARN, event) -> (ok, result or {"errorType", "errorMessage"})."""
+
+# Step Functions' optimised SageMaker integrations, with the Describe call a `.sync` polls.
+SAGEMAKER_ACTIONS: dict[str, str | None] = {
+    "createTrainingJob": "describe_training_job",
+    "createTransformJob": "describe_transform_job",
+    "createProcessingJob": "describe_processing_job",
+    "createModel": None,
+    "createEndpointConfig": None,
+    "createEndpoint": None,
+    "updateEndpoint": None,
+}
+_JOB_KEY = {
+    "describe_training_job": ("TrainingJobName", "TrainingJobStatus"),
+    "describe_transform_job": ("TransformJobName", "TransformJobStatus"),
+    "describe_processing_job": ("ProcessingJobName", "ProcessingJobStatus"),
+}
+_TERMINAL_OK = {"Completed"}
+_TERMINAL_BAD = {"Failed", "Stopped"}
+
+
+def _jsonable(value: Any) -> Any:
+    """What the Step Functions console shows: timestamps as epoch seconds, no response metadata."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return value
+
+
+class SageMakerTask(StateTaskServiceCallback):
+    """``arn:aws:states:::sagemaker:<action>[.sync]`` as Step Functions runs it, against the local AWS."""
+
+    def __init__(self) -> None:
+        # WaitForTaskToken is declared only because moto's `.sync` cleanup needs a callback endpoint;
+        # `_eval_body` refuses it for SageMaker, as AWS does.
+        super().__init__({ResourceCondition.Sync, ResourceCondition.WaitForTaskToken})
+
+    def _get_supported_parameters(self) -> set[str] | None:
+        return set() if self.resource.api_action in SAGEMAKER_ACTIONS else None
+
+    def _eval_body(self, env) -> None:
+        if self.resource.condition == ResourceCondition.WaitForTaskToken:
+            raise ValueError(f"{self.resource.resource_arn}: SageMaker has no .waitForTaskToken integration")
+        if (
+            self.resource.condition == ResourceCondition.Sync
+            and not SAGEMAKER_ACTIONS[self.resource.api_action]
+        ):
+            raise ValueError(f"{self.resource.resource_arn}: only jobs have a .sync integration")
+        super()._eval_body(env)
+
+    def _client(self, region: str, credentials):
+        return boto_client_for(region=region, service="sagemaker", state_credentials=credentials)
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):
+        client = self._client(resource_runtime_part.region, state_credentials)
+        action = self._get_boto_service_action()
+        response = getattr(client, action)(**normalised_parameters)
+        env.stack.append(_jsonable(response))
+
+    def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
+        describe = SAGEMAKER_ACTIONS[self.resource.api_action]
+        name_key, status_key = _JOB_KEY[describe]
+        name = normalised_parameters[name_key]
+        client = self._client(resource_runtime_part.region, state_credentials)
+        env.stack.pop()
+
+        def resolve() -> dict | None:
+            job = _jsonable(getattr(client, describe)(**{name_key: name}))
+            status = job[status_key]
+            if status in _TERMINAL_OK:
+                return job
+            if status in _TERMINAL_BAD:
+                raise FailureEventException(
+                    self._task_failed(
+                        env, "SageMaker.JobFailed" if status == "Failed" else "SageMaker.JobStopped", job
+                    )
+                )
+            return None
+
+        return resolve
+
+    def _task_failed(self, env, error: str, cause: Any) -> FailureEvent:
+        cause_text = cause if isinstance(cause, str) else to_json_str(cause)
+        return FailureEvent(
+            env=env,
+            error_name=CustomErrorName(error),
+            event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(
+                taskFailedEventDetails=TaskFailedEventDetails(
+                    error=error,
+                    cause=cause_text,
+                    resource=self._get_sfn_resource(),
+                    resourceType=self._get_sfn_resource_type(),
+                )
+            ),
+        )
+
+    def _from_error(self, env, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ClientError):
+            code = ex.response["Error"]["Code"]
+            # Step Functions reports SageMaker API errors under this name; throttling keeps its own.
+            error = (
+                "SageMaker.ThrottlingException"
+                if code == "ThrottlingException"
+                else "SageMaker.AmazonSageMakerException"
+            )
+            return self._task_failed(env, error, f"{ex.response['Error']['Message']} (Error Code: {code})")
+        return super()._from_error(env, ex)
+
+
+def _factory_with_sagemaker(original: Callable) -> Callable:
+    def state_task_service_for(service_name: str):
+        return SageMakerTask() if service_name == "sagemaker" else original(service_name)
+
+    state_task_service_for.original = original  # type: ignore[attr-defined]
+    return state_task_service_for
+
+
+def _lambda_adapter(invoke: LambdaInvoker) -> Callable:
+    def _invoke_lambda_function(parameters: dict, region: str, state_credentials) -> dict:
+        payload = parameters.get("Payload") or b"{}"
+        event = json.loads(payload.decode() if isinstance(payload, bytes) else payload)
+        ok, result = invoke(parameters["FunctionName"], event)
+        response = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": result}
+        if not ok:
+            response["FunctionError"] = "Unhandled"
+        return response
+
+    return _invoke_lambda_function
+
+
+def _send_task_failure_with_cause(self) -> ActionResult:
+    """moto's handler drops ``cause``; the approver's reason belongs in the history."""
+    self.stepfunction_backend.send_task_failure(
+        self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+    )
+    return EmptyResult()
+
+
+def install(invoke_lambda: LambdaInvoker, poll_seconds: float = 0.05) -> None:
+    """Turns the interpreter on and routes SageMaker and Lambda tasks locally (idempotent)."""
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+    current = state_task_factory.state_task_service_for
+    original = getattr(current, "original", current)
+    state_task_factory.state_task_service_for = _factory_with_sagemaker(original)
+    state_task_service_factory.state_task_service_for = state_task_factory.state_task_service_for
+    lambda_eval_utils._invoke_lambda_function = _lambda_adapter(invoke_lambda)
+    StepFunctionResponse.send_task_failure = _send_task_failure_with_cause
+    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = poll_seconds

@@ -1,0 +1,81 @@
+"""The template's Lambda functions, loaded in this process and invoked the way Lambda would."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .template import ACCOUNT_ID, FunctionSpec
+
+log = logging.getLogger("mlops.local.functions")
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    invoked_function_arn: str
+    aws_request_id: str
+    memory_limit_in_mb: int = 256
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 30_000
+
+
+def function_arn(region: str, logical_id: str) -> str:
+    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{logical_id}"
+
+
+class LocalFunctions:
+    def __init__(self, specs: dict[str, FunctionSpec], environment: dict[str, dict[str, str]], region: str):
+        self.specs = specs
+        self.region = region
+        self.arns = {logical: function_arn(region, logical) for logical in specs}
+        self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
+        self._load(environment)
+
+    def _load(self, environment: dict[str, dict[str, str]]) -> None:
+        # All functions share this process, so their variables must agree where names repeat.
+        merged: dict[str, str] = {}
+        for logical, env in environment.items():
+            for key, value in env.items():
+                if merged.get(key, value) != value:
+                    raise ValueError(
+                        f"{logical} sets {key}={value!r} but another function sets {merged[key]!r}"
+                    )
+                merged[key] = value
+        os.environ.update(merged)
+        for logical, spec in self.specs.items():
+            path = spec.code_dir / f"{spec.module.replace('.', '/')}.py"
+            if str(spec.code_dir) not in sys.path:
+                sys.path.insert(0, str(spec.code_dir))
+            module_spec = importlib.util.spec_from_file_location(f"localfn_{logical}_{spec.module}", path)
+            if module_spec is None or module_spec.loader is None:
+                raise ImportError(f"cannot load {path} for {logical}")
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+            self._handlers[logical] = getattr(module, spec.attribute)
+
+    def logical_id_for(self, function: str) -> str:
+        name = function.split(":function:", 1)[-1].split(":", 1)[0]
+        if name not in self._handlers:
+            raise LookupError(f"no function {name!r} in the template")
+        return name
+
+    def invoke(self, function: str, event: Any) -> tuple[bool, Any]:
+        logical = self.logical_id_for(function)
+        context = LambdaContext(logical, self.arns[logical], str(uuid.uuid4()))
+        try:
+            return True, self._handlers[logical](event, context)
+        except Exception as exc:  # Lambda turns an unhandled error into FunctionError + errorType
+            log.debug("%s raised %s", logical, type(exc).__name__)
+            return False, {"errorType": type(exc).__name__, "errorMessage": str(exc)}

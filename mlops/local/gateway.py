@@ -1,0 +1,124 @@
+"""A local API Gateway: HTTP requests on loopback become REST API proxy events for the template's functions."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from .functions import LocalFunctions
+
+log = logging.getLogger("mlops.local.gateway")
+STAGE = "Prod"
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+def _json(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
+
+
+class Gateway:
+    def __init__(self, functions: LocalFunctions, api_keys: dict[str, str] | None = None):
+        """``api_keys`` maps a function to the key its routes require (API Gateway's ApiKeyRequired)."""
+        self.functions = functions
+        self.api_keys = api_keys or {}
+        self.routes: dict[tuple[str, str], str] = {}
+        for logical, spec in functions.specs.items():
+            for method, path in spec.api_events:
+                self.routes[(method, path)] = logical
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self, port: int = 0) -> str:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY:
+                    status, headers, body = _json(413, "Request Too Long")
+                else:
+                    raw = self.rfile.read(length) if length else b""
+                    status, headers, body = gateway.dispatch(
+                        self.command, self.path, dict(self.headers), raw, self.client_address[0]
+                    )
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+            def log_message(self, format: str, *args) -> None:
+                log.debug("%s %s", self.command, urlsplit(self.path).path)  # never the query: it holds links
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{STAGE}"
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def dispatch(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(raw_path)
+        prefix = f"/{STAGE}"
+        if not (parts.path == prefix or parts.path.startswith(prefix + "/")):
+            return _json(403, "Missing Authentication Token")
+        path = parts.path[len(prefix) :] or "/"
+        logical = self.routes.get((method, path))
+        if logical is None:
+            return _json(403, "Missing Authentication Token")
+        required_key = self.api_keys.get(logical)
+        if required_key and {k.lower(): v for k, v in headers.items()}.get("x-api-key") != required_key:
+            return _json(403, "Forbidden")
+        query = parse_qs(parts.query, keep_blank_values=True)
+        try:
+            text, is_b64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, is_b64 = base64.b64encode(body).decode(), True
+        event = {
+            "resource": path,
+            "path": path,
+            "httpMethod": method,
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+            "multiValueQueryStringParameters": query or None,
+            "pathParameters": None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": path,
+                "httpMethod": method,
+                "path": parts.path,
+                "stage": STAGE,
+                "requestId": str(uuid.uuid4()),
+                "requestTimeEpoch": int(time.time() * 1000),
+                "accountId": "123456789012",
+                "apiId": "local",
+                "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent", "")},
+            },
+            "body": text if body else None,
+            "isBase64Encoded": is_b64,
+        }
+        ok, result = self.functions.invoke(logical, event)
+        if not ok or not isinstance(result, dict) or "statusCode" not in result:
+            return _json(502, "Internal server error")
+        out_headers = dict(result.get("headers") or {})
+        for key, values in (result.get("multiValueHeaders") or {}).items():
+            out_headers[key] = ", ".join(values)
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+        return int(result["statusCode"]), out_headers, data

@@ -1,0 +1,243 @@
+"""Build and run the model image with podman on a machine without Docker.
+
+Public base images are out of reach here, so the model image is built on a local Debian base made with
+debootstrap (`ensure_base_image`). Everything that spells a podman command line lives in this module so the
+tests and the local runtime run the image the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+from mlmodel.contract import DEFAULT_BASE_DIR, PORT_ENV
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONTAINER_DIR = REPO_ROOT / "container"
+BASE_IMAGE = "localhost/debian-python:bookworm"
+MODEL_IMAGE = "localhost/sagemaker-sfn-mlops-model"
+DEBIAN_SUITE = "bookworm"
+DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# This machine has cgroup v1 and no systemd session: crun and the systemd cgroup manager do not work.
+PODMAN_GLOBAL_ARGS = ("--runtime", "runc", "--cgroup-manager=cgroupfs")
+# podman's default limits are the host's, which are huge; gunicorn and numpy need few.
+RUN_LIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
+# pip settings that also make sense inside the build; file:// indexes do not exist there.
+PIP_SETTINGS = ("index-url", "extra-index-url", "trusted-host", "cert")
+
+Log = Callable[[str], None]
+
+
+class PodmanError(RuntimeError):
+    pass
+
+
+def podman_executable() -> str:
+    found = shutil.which("podman")
+    if found is None:
+        raise PodmanError(
+            "podman is not installed: run scripts/test, which installs podman, runc and debootstrap"
+        )
+    return found
+
+
+def podman(*args: str) -> list[str]:
+    """The argv of a podman command with the global options this machine needs."""
+    return [podman_executable(), *PODMAN_GLOBAL_ARGS, *args]
+
+
+def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=True, **kwargs)
+
+
+def image_exists(tag: str) -> bool:
+    return subprocess.run(podman("image", "exists", tag), check=False).returncode == 0
+
+
+def image_size_bytes(tag: str) -> int:
+    out = _run(podman("image", "inspect", "--format", "{{.Size}}", tag), capture_output=True, text=True)
+    return int(out.stdout.strip())
+
+
+def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
+    """The Debian archive this host's apt uses (deb822 `.sources` or one-line `.list` files)."""
+    files = sorted((sources_dir / "sources.list.d").glob("*.sources"))
+    for path in files:
+        for stanza in path.read_text().split("\n\n"):
+            fields = dict(
+                line.split(":", 1) for line in stanza.splitlines() if ":" in line and not line.startswith("#")
+            )
+            suites = fields.get("Suites", "").split()
+            if DEBIAN_SUITE in suites:
+                return fields["URIs"].split()[0].strip()
+    lists = [sources_dir / "sources.list", *sorted((sources_dir / "sources.list.d").glob("*.list"))]
+    for path in lists:
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines():
+            words = [w for w in line.split() if not w.startswith("[")]
+            if len(words) >= 3 and words[0] == "deb" and words[2] == DEBIAN_SUITE:
+                return words[1]
+    return DEFAULT_DEBIAN_MIRROR
+
+
+@contextlib.contextmanager
+def _exclusive(name: str) -> Iterator[None]:
+    # Two test sessions (or a test and a rehearsal) must not debootstrap the same base at once.
+    with open(Path(tempfile.gettempdir()) / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ensure_base_image(tag: str = BASE_IMAGE, *, log: Log = print) -> bool:
+    """Create the local Debian + Python 3.11 base image unless it exists. Returns True if it was built."""
+    podman_executable()
+    if image_exists(tag):
+        return False
+    with _exclusive("debian-python-base"):
+        if image_exists(tag):
+            return False
+        if shutil.which("debootstrap") is None:
+            raise PodmanError("debootstrap is not installed: run scripts/test, which installs it")
+        mirror = debian_mirror()
+        log(f"building base image {tag} with debootstrap from {mirror}")
+        # /var/tmp, not /tmp: debootstrap needs a filesystem without noexec/nodev.
+        with tempfile.TemporaryDirectory(prefix="debian-rootfs-", dir="/var/tmp") as rootfs:
+            _run(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    "--include=python3,python3-venv",
+                    DEBIAN_SUITE,
+                    rootfs,
+                    mirror,
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+            root = Path(rootfs)
+            # TLS to the package index may be re-signed by this host's CA: the build must trust it.
+            shutil.copyfile(HOST_CA_BUNDLE, root / HOST_CA_BUNDLE.relative_to("/"))
+            for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
+                for entry in (root / cache).glob("*"):
+                    if entry.is_file():
+                        entry.unlink()
+            tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+            try:
+                _run(
+                    podman("import", "--change", "ENV LANG=C.UTF-8", "-", tag),
+                    stdin=tar.stdout,
+                    stdout=subprocess.DEVNULL,
+                )
+            finally:
+                assert tar.stdout is not None
+                tar.stdout.close()
+                if tar.wait() != 0:
+                    raise PodmanError(f"tar of the {tag} root filesystem failed")
+        log(f"base image {tag} ready")
+        return True
+
+
+def _pip_config() -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
+    )
+    settings: dict[str, str] = {}
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition("=")
+        name = key.rsplit(".", 1)[-1]
+        if name in PIP_SETTINGS and value:
+            settings[name] = value.strip().strip("'\"")
+    return settings
+
+
+def pip_build_args(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`--build-arg PIP_...` for the host's pip index settings that also work inside the build."""
+    environ = os.environ if environ is None else environ
+    settings = _pip_config()
+    for name in PIP_SETTINGS:
+        value = environ.get("PIP_" + name.upper().replace("-", "_"))
+        if value:
+            settings[name] = value
+    args: list[str] = []
+    for name, value in settings.items():
+        if name.endswith("index-url"):
+            value = " ".join(url for url in value.split() if url.startswith(("http://", "https://")))
+        if name == "cert" and Path(value) != HOST_CA_BUNDLE:
+            continue  # only the system CA bundle is present at the same path inside the image
+        if value:
+            args += ["--build-arg", f"PIP_{name.upper().replace('-', '_')}={value}"]
+    return args
+
+
+def build_image(
+    tag: str = f"{MODEL_IMAGE}:latest",
+    *,
+    base_image: str = BASE_IMAGE,
+    context: Path = CONTAINER_DIR,
+    no_cache: bool = False,
+    log: Log = print,
+) -> str:
+    """Build the model image from `container/` and return its image id."""
+    if base_image.startswith("localhost/"):
+        ensure_base_image(base_image, log=log)
+    log(f"building {tag} from {context} on {base_image}")
+    with tempfile.TemporaryDirectory() as tmp:
+        iidfile = Path(tmp) / "iid"
+        _run(
+            podman(
+                "build",
+                "--network=host",
+                "--build-arg",
+                f"BASE_IMAGE={base_image}",
+                *pip_build_args(),
+                *(["--no-cache"] if no_cache else []),
+                "--iidfile",
+                str(iidfile),
+                "-t",
+                tag,
+                str(context),
+            )
+        )
+        return iidfile.read_text().strip()
+
+
+def run_args(
+    image: str,
+    program: str,
+    *,
+    base_dir: Path | None = None,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    name: str | None = None,
+) -> list[str]:
+    """The argv that runs `train` or `serve` in the image, like SageMaker: `docker run IMAGE serve`.
+
+    `base_dir` is mounted as /opt/ml and handed to the image's non-root user (`:U`), so train can write
+    the model and serve can read it. Host networking: serve listens on `port` of this machine.
+    """
+    args = ["run", "--rm", "--network=host", *RUN_LIMITS]
+    if name:
+        args += ["--name", name]
+    if base_dir is not None:
+        args += ["--volume", f"{Path(base_dir).resolve()}:{DEFAULT_BASE_DIR}:U"]
+    if port is not None:
+        args += ["--env", f"{PORT_ENV}={port}"]
+    for key, value in (env or {}).items():
+        args += ["--env", f"{key}={value}"]
+    return podman(*args, image, program)
+
+
+def stop_args(name: str, *, timeout_seconds: int = 10) -> list[str]:
+    """SIGTERM, then SIGKILL after `timeout_seconds`: how SageMaker stops a container."""
+    return podman("stop", "--time", str(timeout_seconds), name)

@@ -1,0 +1,163 @@
+"""Runs the model container's programs: directly as processes (default) or inside the image with podman."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlmodel import contract
+
+from .template import REPO_ROOT
+
+CONTAINER_BIN = REPO_ROOT / "container" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ModelServer:
+    """A running ``serve``: the local stand-in for one SageMaker hosting instance."""
+
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+    started_at: float = field(default_factory=time.monotonic)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the model server exited with code {self.process.returncode}: {self.log_tail()}"
+                )
+            try:
+                status, _, _ = self.request("GET", "/ping", timeout=1.0)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"the model server did not answer /ping within {timeout:.0f} s: {self.log_tail()}")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict | None = None,
+        timeout: float = 60.0,
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def log_tail(self, lines: int = 8) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+class ProcessRunner:
+    """Runs ``container/bin/train`` and ``serve`` with this interpreter, as the image would run them."""
+
+    name = "process"
+
+    def _command(self, program: str) -> list[str]:
+        return [sys.executable, str(CONTAINER_BIN / program)]
+
+    def _env(self, base: Path, extra: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(extra)
+        env[contract.BASE_DIR_ENV] = str(base)
+        return env
+
+    def train(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> int:
+        with log_path.open("ab") as log:
+            return subprocess.run(
+                self._command("train"),
+                env=self._env(base, env or {}),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            ).returncode
+
+    def serve(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> ModelServer:
+        port = free_port()
+        extra = {contract.PORT_ENV: str(port), **(env or {})}
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            self._command("serve"),
+            env=self._env(base, extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return ModelServer(process=process, port=port, log_path=log_path)
+
+
+class PodmanRunner(ProcessRunner):
+    """Runs the programs inside the model image, as SageMaker does (``docker run IMAGE train|serve``)."""
+
+    name = "podman"
+
+    def __init__(self, image_for_uri):
+        self.image_for_uri = image_for_uri
+
+    def _podman(self, image: str, base: Path, program: str, env: dict[str, str]) -> list[str]:
+        from . import podman
+
+        return podman.run_args(self.image_for_uri(image), program, mounts={str(base): "/opt/ml"}, env=env)
+
+    def train(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> int:
+        with log_path.open("ab") as log:
+            return subprocess.run(
+                self._podman(image, base, "train", env or {}),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            ).returncode
+
+    def serve(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> ModelServer:
+        port = free_port()
+        args = self._podman(image, base, "serve", {contract.PORT_ENV: str(port), **(env or {})})
+        log = log_path.open("ab")
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return ModelServer(process=process, port=port, log_path=log_path)
+
+
+def runner_named(name: str, image_for_uri=None) -> ProcessRunner:
+    if name == "process":
+        return ProcessRunner()
+    if name == "podman":
+        return PodmanRunner(image_for_uri)
+    raise ValueError(f"runner must be 'process' or 'podman', got {name!r}")

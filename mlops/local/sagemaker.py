@@ -1,0 +1,432 @@
+"""A local SageMaker behind moto's SageMaker API: jobs really run the container, endpoints really serve.
+
+moto keeps the records (Describe, List, Delete work as in AWS); this module does the work moto does not:
+CreateTrainingJob runs ``train``, CreateTransformJob feeds ``serve``, CreateEndpoint / UpdateEndpoint start
+``serve`` and InvokeEndpoint reaches it. Status moves as in AWS (InProgress → Completed/Failed,
+Creating/Updating → InService/Failed, a failed update rolls back to the previous config).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tarfile
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from mlmodel import contract
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
+from moto.sagemaker.models import SageMakerModelBackend
+from moto.sagemaker.responses import SageMakerResponse
+from moto.sagemaker.utils import ValidationError
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+from . import batch
+from .runners import ModelServer, ProcessRunner
+
+log = logging.getLogger("mlops.local.sagemaker")
+_ACTIVE: LocalSageMaker | None = None
+
+
+def _s3_parts(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3":
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class LocalSageMaker:
+    def __init__(self, runner: ProcessRunner, work_dir: Path, endpoint_url: str, region: str):
+        self.runner = runner
+        self.work_dir = work_dir
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.servers: dict[str, ModelServer] = {}
+        self.serve_env: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    # -- plumbing ------------------------------------------------------------------------------------------
+    def s3(self):
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region)
+
+    def _background(self, name: str, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _download_prefix(self, uri: str, dest: Path) -> list[str]:
+        bucket, prefix = _s3_parts(uri)
+        s3 = self.s3()
+        keys = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])
+            if not o["Key"].endswith("/")
+        ]
+        for key in keys:
+            target = dest / (Path(key).relative_to(prefix) if prefix and key != prefix else Path(key).name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(target))
+        return keys
+
+    def _model_dir_for(self, model_data_url: str, into: Path) -> Path:
+        bucket, key = _s3_parts(model_data_url)
+        archive = into / "model.tar.gz"
+        self.s3().download_file(bucket, key, str(archive))
+        paths = contract.Paths(into)
+        paths.model_dir.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(paths.model_dir, filter="data")
+        archive.unlink()
+        return paths.model_dir
+
+    def _scratch(self, kind: str, name: str) -> Path:
+        path = self.work_dir / kind / name
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    # -- training ----------------------------------------------------------------------------------------
+    def start_training(self, job) -> None:
+        job.training_job_status = "InProgress"
+        job.secondary_status = "Starting"
+        self._background(f"train-{job.training_job_name}", self._train, job)
+
+    def _train(self, job) -> None:
+        base = self._scratch("training", job.training_job_name)
+        paths = contract.Paths(base)
+        try:
+            paths.hyperparameters_file.parent.mkdir(parents=True, exist_ok=True)
+            paths.hyperparameters_file.write_text(json.dumps(job.hyper_parameters or {}))
+            channels = {}
+            job.secondary_status = "Downloading"
+            for channel in job.input_data_config:
+                source = channel["DataSource"]["S3DataSource"]
+                dest = paths.channel_dir(channel["ChannelName"])
+                dest.mkdir(parents=True, exist_ok=True)
+                self._download_prefix(source["S3Uri"], dest)
+                channels[channel["ChannelName"]] = {
+                    "ContentType": channel.get("ContentType", ""),
+                    "TrainingInputMode": "File",
+                }
+            paths.input_data_config_file.write_text(json.dumps(channels))
+            job.secondary_status = "Training"
+            code = self.runner.train(job.algorithm_specification["TrainingImage"], base, base / "train.log")
+            if code != 0:
+                reason = (
+                    paths.failure_file.read_text().strip()
+                    if paths.failure_file.exists()
+                    else f"train exited with code {code} and wrote no output/failure"
+                )
+                self._fail_job(job, "training_job_status", f"AlgorithmError: {reason}")
+                return
+            job.secondary_status = "Uploading"
+            archive = base / "model.tar.gz"
+            with tarfile.open(archive, "w:gz") as tar:
+                for item in sorted(paths.model_dir.iterdir()):
+                    tar.add(item, arcname=item.name)
+            bucket, key = _s3_parts(job.model_artifacts["S3ModelArtifacts"])
+            self.s3().upload_file(str(archive), bucket, key)
+            job.training_end_time = job.last_modified_time = utcnow()
+            job.secondary_status = "Completed"
+            job.training_job_status = "Completed"
+        except Exception as exc:  # a local-runtime fault must end the job, not hang the pipeline
+            log.debug("training failed", exc_info=True)
+            self._fail_job(job, "training_job_status", f"ClientError: {exc}")
+
+    def _fail_job(self, job, status_attr: str, reason: str) -> None:
+        job.failure_reason = reason[:1024]
+        if hasattr(job, "secondary_status"):
+            job.secondary_status = "Failed"
+        job.last_modified_time = utcnow()
+        setattr(job, status_attr, "Failed")
+
+    # -- batch transform ---------------------------------------------------------------------------------
+    def start_transform(self, job, backend: SageMakerModelBackend) -> None:
+        job.transform_job_status = "InProgress"
+        model = backend._models[job.model_name]
+        self._background(f"transform-{job.transform_job_name}", self._transform, job, model.primary_container)
+
+    def _transform(self, job, container: dict[str, Any]) -> None:
+        base = self._scratch("transform", job.transform_job_name)
+        server = None
+        try:
+            self._model_dir_for(container["ModelDataUrl"], base)
+            server = self.runner.serve(
+                container["Image"],
+                base,
+                base / "serve.log",
+                {**self.serve_env, **(container.get("Environment") or {})},
+            )
+            server.wait_ready()
+            self._run_transform(job, server)
+            job.transform_end_time = job.last_modified_time = utcnow()
+            job.transform_job_status = "Completed"
+        except batch.TransformInputError as exc:
+            self._fail_job(job, "transform_job_status", f"ClientError: {exc}")
+        except Exception as exc:
+            log.debug("transform failed: %s", traceback.format_exc())
+            self._fail_job(job, "transform_job_status", f"ClientError: {exc}")
+        finally:
+            if server:
+                server.stop()
+
+    def _run_transform(self, job, server: ModelServer) -> None:
+        source = job.transform_input["DataSource"]["S3DataSource"]
+        if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+            raise batch.TransformInputError("only S3DataType S3Prefix is supported locally")
+        content_type = job.transform_input.get("ContentType", "text/csv")
+        accept = job.transform_output.get("Accept", "text/csv")
+        processing = job.data_processing or {}
+        input_filter = batch.CsvFilter.parse(processing.get("InputFilter"))
+        output_filter = batch.CsvFilter.parse(processing.get("OutputFilter"))
+        join_source = processing.get("JoinSource")
+        strategy = job.batch_strategy or "MultiRecord"
+        max_payload = int(job.max_payload_in_mb or 6) * 1024 * 1024
+        workers = int(job.max_concurrent_transforms or 0) or 2
+        in_bucket, in_prefix = _s3_parts(source["S3Uri"])
+        out_bucket, out_prefix = _s3_parts(job.transform_output["S3OutputPath"])
+        s3 = self.s3()
+        keys = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=in_bucket, Prefix=in_prefix)
+            for o in page.get("Contents", [])
+            if not o["Key"].endswith("/")
+        ]
+        if not keys:
+            raise batch.TransformInputError(f"no input objects under {source['S3Uri']}")
+        headers = {"Content-Type": content_type, "Accept": accept}
+
+        def score(key: str, first: int, records: list[bytes]) -> list[bytes]:
+            body = b"\n".join(input_filter.apply(r) for r in records) + b"\n"
+            status, _, payload = server.request("POST", "/invocations", body, headers)
+            if status != 200:
+                detail = payload.decode(errors="replace").strip()
+                raise batch.TransformInputError(
+                    f"object s3://{in_bucket}/{key}, lines {first + 1}-{first + len(records)}: "
+                    f"the model server answered {status}: {detail[:500]}"
+                )
+            outputs = batch.split_lines(payload)
+            if len(outputs) != len(records):
+                raise batch.TransformInputError(
+                    f"object s3://{in_bucket}/{key}: {len(records)} records in, {len(outputs)} out"
+                )
+            return batch.join_outputs(records, outputs, join_source, output_filter)
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for key in keys:
+                records = batch.split_lines(s3.get_object(Bucket=in_bucket, Key=key)["Body"].read())
+                futures = [
+                    pool.submit(score, key, first, chunk)
+                    for first, chunk in batch.batches(records, strategy, max_payload)
+                ]
+                lines = [line for future in futures for line in future.result()]
+                name = key[len(in_prefix) :].lstrip("/") if in_prefix and key != in_prefix else Path(key).name
+                out_key = f"{out_prefix.rstrip('/')}/{name}.out".lstrip("/")
+                s3.put_object(Bucket=out_bucket, Key=out_key, Body=b"\n".join(lines) + b"\n")
+
+    # -- endpoints ---------------------------------------------------------------------------------------
+    def _start_server_for(self, backend: SageMakerModelBackend, config_name: str, label: str) -> ModelServer:
+        config = backend.endpoint_configs[config_name]
+        variant = config.production_variants[0]
+        container = backend._models[variant["ModelName"]].primary_container
+        base = self._scratch("endpoints", label)
+        self._model_dir_for(container["ModelDataUrl"], base)
+        server = self.runner.serve(
+            container["Image"],
+            base,
+            base / "serve.log",
+            {**self.serve_env, **(container.get("Environment") or {})},
+        )
+        server.wait_ready()
+        return server
+
+    def start_endpoint(self, endpoint, backend: SageMakerModelBackend) -> None:
+        endpoint.endpoint_status = "Creating"
+        self._background(f"endpoint-{endpoint.endpoint_name}", self._create_endpoint, endpoint, backend)
+
+    def _create_endpoint(self, endpoint, backend) -> None:
+        try:
+            server = self._start_server_for(
+                backend,
+                endpoint.endpoint_config_name,
+                f"{endpoint.endpoint_name}-{endpoint.endpoint_config_name}",
+            )
+        except Exception as exc:
+            endpoint.failure_reason = (
+                f"The primary container for production variant AllTraffic did not pass "
+                f"the ping health check: {exc}"[:1024]
+            )
+            endpoint.endpoint_status = "Failed"
+            return
+        with self._lock:
+            self.servers[endpoint.endpoint_name] = server
+        endpoint.last_modified_time = utcnow()
+        endpoint.endpoint_status = "InService"
+
+    def update_endpoint(self, endpoint, backend, config_name: str) -> None:
+        if endpoint.endpoint_status != "InService":
+            raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
+        if config_name not in backend.endpoint_configs:
+            raise ValidationError(message=f'Could not find endpoint configuration "{config_name}".')
+        endpoint.endpoint_status = "Updating"
+        endpoint.failure_reason = None
+        self._background(
+            f"endpoint-update-{endpoint.endpoint_name}", self._update_endpoint, endpoint, backend, config_name
+        )
+
+    def _update_endpoint(self, endpoint, backend, config_name: str) -> None:
+        # Blue/green: the new fleet must pass its health check before traffic moves; otherwise roll back.
+        try:
+            server = self._start_server_for(backend, config_name, f"{endpoint.endpoint_name}-{config_name}")
+        except Exception as exc:
+            endpoint.failure_reason = (
+                f"Update rolled back: the new fleet for {config_name} did not pass the "
+                f"ping health check: {exc}"[:1024]
+            )
+            endpoint.last_modified_time = utcnow()
+            endpoint.endpoint_status = "InService"
+            return
+        with self._lock:
+            old = self.servers.get(endpoint.endpoint_name)
+            self.servers[endpoint.endpoint_name] = server
+        endpoint.endpoint_config_name = config_name
+        endpoint.production_variants = endpoint._process_production_variants(
+            backend.endpoint_configs[config_name].production_variants
+        )
+        endpoint.last_modified_time = utcnow()
+        endpoint.endpoint_status = "InService"
+        if old:
+            old.stop()
+
+    def stop_endpoint(self, name: str) -> None:
+        with self._lock:
+            server = self.servers.pop(name, None)
+        if server:
+            server.stop()
+
+    def invoke(self, name: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        server = self.servers.get(name)
+        if server is None:
+            return (
+                400,
+                {"x-amzn-ErrorType": "ValidationError"},
+                json.dumps({"message": f"Endpoint {name} of account 123456789012 not found."}).encode(),
+            )
+        status, resp_headers, payload = server.request("POST", "/invocations", body, headers)
+        if status == 200:
+            return (
+                200,
+                {
+                    "Content-Type": resp_headers.get("Content-Type", "text/csv"),
+                    "x-Amzn-Invoked-Production-Variant": "AllTraffic",
+                },
+                payload,
+            )
+        message = payload.decode(errors="replace")
+        return (
+            424,
+            {"x-amzn-ErrorType": "ModelError"},
+            json.dumps(
+                {
+                    "message": f'Received client error ({status}) from primary with message "{message}".',
+                    "OriginalStatusCode": status,
+                    "OriginalMessage": message,
+                }
+            ).encode(),
+        )
+
+    def shutdown(self) -> None:
+        for name in list(self.servers):
+            self.stop_endpoint(name)
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+# -- moto seams --------------------------------------------------------------------------------------------
+_originals: dict[str, Any] = {}
+
+
+def _active() -> LocalSageMaker:
+    if _ACTIVE is None:
+        raise RuntimeError("the local SageMaker is not running")
+    return _ACTIVE
+
+
+def _create_training_job(self, *args, **kwargs):
+    job = _originals["create_training_job"](self, *args, **kwargs)
+    _active().start_training(job)
+    return job
+
+
+def _create_transform_job(self, *args, **kwargs):
+    job = _originals["create_transform_job"](self, *args, **kwargs)
+    _active().start_transform(job, self)
+    return job
+
+
+def _create_endpoint(self, *args, **kwargs):
+    endpoint = _originals["create_endpoint"](self, *args, **kwargs)
+    _active().start_endpoint(endpoint, self)
+    return endpoint
+
+
+def _delete_endpoint(self, endpoint_name: str) -> None:
+    _originals["delete_endpoint"](self, endpoint_name)
+    _active().stop_endpoint(endpoint_name)
+
+
+def _backend_update_endpoint(self, endpoint_name: str, endpoint_config_name: str):
+    endpoint = self.endpoints.get(endpoint_name)
+    if endpoint is None:
+        raise ValidationError(message=f'Could not find endpoint "{endpoint_name}".')
+    _active().update_endpoint(endpoint, self, endpoint_config_name)
+    return endpoint
+
+
+def _response_update_endpoint(self) -> ActionResult:
+    endpoint = self.sagemaker_backend.update_endpoint(
+        endpoint_name=self._get_param("EndpointName"),
+        endpoint_config_name=self._get_param("EndpointConfigName"),
+    )
+    return ActionResult({"EndpointArn": endpoint.arn})
+
+
+def _runtime_invoke_endpoint(self):
+    name = self._get_params().get("EndpointName") or self.path.split("/")[2]
+    headers = {
+        "Content-Type": self.headers.get("Content-Type", "text/csv"),
+        "Accept": self.headers.get("Accept", "text/csv"),
+    }
+    return _active().invoke(name, self.body if isinstance(self.body, bytes) else self.body.encode(), headers)
+
+
+def install(local: LocalSageMaker) -> None:
+    global _ACTIVE
+    _ACTIVE = local
+    if _originals:
+        return
+    for name, patched in (
+        ("create_training_job", _create_training_job),
+        ("create_transform_job", _create_transform_job),
+        ("create_endpoint", _create_endpoint),
+        ("delete_endpoint", _delete_endpoint),
+    ):
+        _originals[name] = getattr(SageMakerModelBackend, name)
+        setattr(SageMakerModelBackend, name, patched)
+    SageMakerModelBackend.update_endpoint = _backend_update_endpoint
+    SageMakerResponse.update_endpoint = _response_update_endpoint
+    SageMakerRuntimeResponse.invoke_endpoint = _runtime_invoke_endpoint
+
+
+def uninstall() -> None:
+    global _ACTIVE
+    _ACTIVE = None

@@ -1,0 +1,182 @@
+"""The whole product on one machine: moto as the local AWS, the template's resources, functions and API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from . import engine, outbox, sagemaker
+from .functions import LocalFunctions
+from .gateway import Gateway
+from .runners import ProcessRunner
+from .template import ACCOUNT_ID, Resolver, Template, substitute
+
+REGION = "us-east-1"
+APPROVER = "approver@example.com"
+SENDER = "releases@example.com"
+# Stack settings that keep a local run short; the template's defaults apply on AWS.
+LOCAL_PARAMETERS = {
+    "ApproverEmail": APPROVER,
+    "SenderEmail": SENDER,
+    "EndpointPollSeconds": "1",
+    "ApprovalTimeoutSeconds": "600",
+}
+
+
+def quiet_logs() -> None:
+    for name in ("werkzeug", "moto", "botocore", "urllib3", "boto3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@dataclass
+class LocalStack:
+    """Starts with ``start()``; everything it creates lives in ``work_dir``."""
+
+    work_dir: Path
+    runner: ProcessRunner = field(default_factory=ProcessRunner)
+    parameters: dict[str, str] = field(default_factory=dict)
+    definition_path: Path | None = None
+    template: Template = field(default_factory=Template)
+
+    def start(self) -> LocalStack:
+        quiet_logs()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        port = self.server.get_host_and_port()[1]
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        os.environ.update(
+            {
+                "MOTO_PORT": str(port),  # moto's interpreter calls services on localhost:$MOTO_PORT
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_DEV": "false",
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        self.params = {**self.template.parameter_defaults(), **LOCAL_PARAMETERS, **self.parameters}
+        self.project, self.stage = self.params["ProjectName"], self.params["Stage"]
+        self.outbox = outbox.Outbox(self.work_dir / "outbox")
+        outbox.install(self.outbox)
+        self.sagemaker = sagemaker.LocalSageMaker(
+            self.runner, self.work_dir / "sagemaker", self.endpoint_url, REGION
+        )
+        sagemaker.install(self.sagemaker)
+        self._create_resources()
+        self._start_functions_and_api()
+        self._create_state_machine()
+        return self
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)
+
+    def _create_resources(self) -> None:
+        prefix = f"{self.project}-{self.stage}"
+        self.bucket = f"{prefix}-artifacts-{ACCOUNT_ID}"
+        self.client("s3").create_bucket(Bucket=self.bucket)
+        sns = self.client("sns")
+        self.topic_arn = sns.create_topic(Name=f"{prefix}-notifications")["TopicArn"]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="email", Endpoint=self.params["ApproverEmail"])
+        self.table = f"{prefix}-approvals"
+        self.client("dynamodb").create_table(
+            TableName=self.table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "approval_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "approval_id", "KeyType": "HASH"}],
+        )
+        # A fresh signing key per local run, as the stack generates one in AWS.
+        self.secret_arn = self.client("secretsmanager").create_secret(
+            Name=f"{prefix}-link-signing", SecretString=secrets.token_urlsafe(48)
+        )["ARN"]
+        self.client("ses").verify_email_identity(EmailAddress=self.params["SenderEmail"])
+        self.role_arn = self.client("iam").create_role(
+            RoleName=f"{prefix}-sagemaker",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "sagemaker.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        self.ecr_repository = self.project
+        self.client("ecr").create_repository(
+            repositoryName=self.ecr_repository, imageTagMutability="IMMUTABLE"
+        )
+
+    def _physical(self) -> tuple[dict[str, str], dict[str, str]]:
+        physical = {
+            "ArtifactBucket": self.bucket,
+            "NotificationTopic": self.topic_arn,
+            "ApprovalTable": self.table,
+            "LinkSigningSecret": self.secret_arn,
+            "ServerlessRestApi": "local",
+        }
+        arns = {
+            "SageMakerExecutionRole": self.role_arn,
+            "NotificationTopic": self.topic_arn,
+            "ArtifactBucket": f"arn:aws:s3:::{self.bucket}",
+        }
+        return physical, arns
+
+    def _start_functions_and_api(self) -> None:
+        physical, arns = self._physical()
+        resolver = Resolver(self.params, physical, arns, REGION)
+        specs = self.template.functions()
+        env = {
+            logical: {k: str(resolver.resolve(v)) for k, v in spec.environment.items()}
+            for logical, spec in specs.items()
+        }
+        self.functions = LocalFunctions(specs, env, REGION)
+        engine.install(self.functions.invoke)
+        self.gateway = Gateway(self.functions)
+        self.api_url = self.gateway.start()
+        physical["ServerlessRestApi"] = "local"
+        self.resolver = Resolver(self.params, physical, {**arns, **self.functions.arns}, REGION)
+
+    def substitutions(self) -> dict[str, str]:
+        _, raw = self.template.state_machine()
+        values = {k: str(self.resolver.resolve(v)) for k, v in raw.items()}
+        values["ApiUrl"] = self.api_url
+        return values
+
+    def _create_state_machine(self) -> None:
+        default_path, _ = self.template.state_machine()
+        path = self.definition_path or default_path
+        definition = substitute(path.read_text(), self.substitutions())
+        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name=f"{self.project}-{self.stage}-release",
+            definition=definition,
+            roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{self.project}-states",
+        )["stateMachineArn"]
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.substitutions()["EndpointName"]
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        self.sagemaker.shutdown()
+        sagemaker.uninstall()
+        self.server.stop()
+
+
+def new_work_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="mlops-rehearsal-"))

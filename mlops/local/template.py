@@ -1,0 +1,171 @@
+"""Reads the SAM template, the one source of function handlers and state machine substitutions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO_ROOT / "infra" / "template.yaml"
+ACCOUNT_ID = "123456789012"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags (!Ref, !GetAtt, !Sub ...) turned into long form."""
+
+
+def _tag(name: str):
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if name == "Fn::GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {name: value}
+
+    return construct
+
+
+for _short in (
+    "Ref",
+    "GetAtt",
+    "Sub",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "Join",
+    "Select",
+    "Split",
+    "FindInMap",
+    "ImportValue",
+    "GetAZs",
+    "Base64",
+    "Condition",
+):
+    _CfnLoader.add_constructor(f"!{_short}", _tag("Ref" if _short == "Ref" else f"Fn::{_short}"))
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    code_dir: Path
+    module: str
+    attribute: str
+    environment: dict[str, Any]
+    api_events: tuple[tuple[str, str], ...]  # (METHOD, path)
+
+
+class Template:
+    """A parsed SAM template with just enough CloudFormation resolution for the local runtime."""
+
+    def __init__(self, path: Path = TEMPLATE_PATH):
+        self.path = path
+        self.doc = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        self.resources: dict[str, dict[str, Any]] = self.doc["Resources"]
+
+    def parameter_defaults(self) -> dict[str, str]:
+        return {k: str(v["Default"]) for k, v in self.doc.get("Parameters", {}).items() if "Default" in v}
+
+    def functions(self) -> dict[str, FunctionSpec]:
+        globals_env = (
+            self.doc.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        )
+        specs = {}
+        for logical_id, res in self.resources.items():
+            if res["Type"] != "AWS::Serverless::Function":
+                continue
+            props = res["Properties"]
+            module, attribute = props["Handler"].rsplit(".", 1)
+            env = {**globals_env, **props.get("Environment", {}).get("Variables", {})}
+            events = tuple(
+                (ev["Properties"]["Method"].upper(), ev["Properties"]["Path"])
+                for ev in props.get("Events", {}).values()
+                if ev["Type"] == "Api"
+            )
+            specs[logical_id] = FunctionSpec(
+                logical_id=logical_id,
+                code_dir=(self.path.parent / props["CodeUri"]).resolve(),
+                module=module,
+                attribute=attribute,
+                environment=env,
+                api_events=events,
+            )
+        return specs
+
+    def state_machine(self) -> tuple[Path, dict[str, Any]]:
+        for res in self.resources.values():
+            if res["Type"] == "AWS::Serverless::StateMachine":
+                props = res["Properties"]
+                return (self.path.parent / props["DefinitionUri"]).resolve(), props.get(
+                    "DefinitionSubstitutions", {}
+                )
+        raise LookupError(f"{self.path} declares no AWS::Serverless::StateMachine")
+
+
+class Resolver:
+    """Resolves Ref/GetAtt/Sub against parameter values and the physical ids the local runtime chose."""
+
+    def __init__(
+        self, parameters: dict[str, str], physical: dict[str, str], arns: dict[str, str], region: str
+    ):
+        self.parameters = parameters
+        self.physical = physical
+        self.arns = arns
+        self.pseudo = {
+            "AWS::Region": region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::StackName": "local",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+
+    def ref(self, name: str) -> str:
+        for table in (self.pseudo, self.parameters, self.physical):
+            if name in table:
+                return table[name]
+        raise KeyError(f"the local runtime has no value for Ref {name}")
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                logical, attr = arg
+                if attr != "Arn" or logical not in self.arns:
+                    raise KeyError(f"the local runtime cannot resolve GetAtt {logical}.{attr}")
+                return self.arns[logical]
+            if key == "Fn::Sub":
+                return re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub_var(m.group(1)), arg)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def _sub_var(self, name: str) -> str:
+        if "." in name:
+            logical, attr = name.split(".", 1)
+            return self.resolve({"Fn::GetAtt": [logical, attr]})
+        return self.ref(name)
+
+
+def substitute(definition: str, values: dict[str, str]) -> str:
+    """Fills ``${Name}`` the way DefinitionSubstitutions does; an unknown name is an error, not a blank."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise KeyError(f"the definition uses ${{{name}}} but the template declares no such substitution")
+        return str(values[name])
+
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", fill, definition)

@@ -1,0 +1,78 @@
+"""The one place that decides AWS resource names.
+
+SageMaker names: at most 63 characters of ``^[a-zA-Z0-9](-*[a-zA-Z0-9])*$``. Every name a release creates
+carries the commit and the execution it belongs to, so rerunning a commit never collides with an earlier run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+SAGEMAKER_NAME_MAX = 63
+EXECUTION_NAME_MAX = 80
+COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+PROJECT = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,19}$")
+
+
+class InvalidNameError(ValueError):
+    """A name that AWS would refuse."""
+
+
+def check_sagemaker_name(name: str) -> str:
+    if len(name) > SAGEMAKER_NAME_MAX or not SAGEMAKER_NAME.match(name):
+        raise InvalidNameError(
+            f"{name!r} is not a valid SageMaker name (63 characters of letters, digits and '-')"
+        )
+    return name
+
+
+def check_commit(commit: str) -> str:
+    if not COMMIT.match(commit):
+        raise InvalidNameError(f"commit {commit!r} must be 7-40 lowercase hex characters")
+    return commit
+
+
+def endpoint_name_for(project: str, stage: str) -> str:
+    """The one stable endpoint of a stage (the SAM template builds the same ``${ProjectName}-${Stage}``)."""
+    return check_sagemaker_name(f"{project}-{stage}")
+
+
+def execution_name_for(commit: str, attempt: int, run_id: str = "") -> str:
+    """Step Functions refuses a second execution of the same name, so a rerun needs a new attempt or run id."""
+    check_commit(commit)
+    if attempt < 1:
+        raise InvalidNameError(f"attempt must be 1 or more, got {attempt}")
+    parts = [commit[:12], str(run_id), str(attempt)] if run_id else [commit[:12], str(attempt)]
+    name = "-".join(parts)
+    if len(name) > EXECUTION_NAME_MAX or not re.match(r"^[0-9A-Za-z_-]+$", name):
+        raise InvalidNameError(f"execution name {name!r} is not valid")
+    return name
+
+
+@dataclass(frozen=True)
+class ReleaseNames:
+    """Names of what one release creates; all derive from the execution name."""
+
+    training_job: str
+    model: str
+    transform_job: str
+    endpoint_config: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def release_names_for(project: str, execution_name: str) -> ReleaseNames:
+    if not PROJECT.match(project):
+        raise InvalidNameError(f"project name {project!r} must be 1-20 lowercase letters, digits or '-'")
+    base = re.sub(r"[^A-Za-z0-9]+", "-", execution_name).strip("-")
+    # Longest suffix is "-config" (7); project ≤ 20; keep the whole within 63.
+    base = base[: SAGEMAKER_NAME_MAX - len(project) - len("-config") - 1].strip("-")
+    return ReleaseNames(
+        training_job=check_sagemaker_name(f"{project}-{base}-train"),
+        model=check_sagemaker_name(f"{project}-{base}-model"),
+        transform_job=check_sagemaker_name(f"{project}-{base}-eval"),
+        endpoint_config=check_sagemaker_name(f"{project}-{base}-config"),
+    )

@@ -1,0 +1,239 @@
+"""``mlops rehearse``: one release (or several) through the real state machine on the local AWS."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from . import approver
+from .data import write_iris_split
+from .local.stack import REGION, LocalStack
+from .local.template import ACCOUNT_ID
+from .release import Release, image_tag_exists, start_release
+from .sourceinfo import current_commit, image_digest_for_tree
+
+SAMPLE = '{"data":"4.5,1.3,0.3,0.3"}'
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@dataclass
+class Options:
+    approve: str = "click"  # click | manual | reject
+    hyperparameters: dict[str, str] = field(default_factory=dict)
+    releases: int = 1
+    serve: bool = False
+    timeout: float = 600.0
+
+
+class Progress:
+    """Prints one line per state entered and left, with its duration, while an execution runs."""
+
+    def __init__(self, sfn, execution_arn: str, out: TextIO):
+        self.sfn, self.execution_arn, self.out = sfn, execution_arn, out
+        self.states: list[str] = []
+        self.durations: dict[str, float] = {}
+        self._seen = 0
+        self._entered: dict[str, float] = {}
+
+    def poll(self) -> None:
+        events = self.sfn.get_execution_history(executionArn=self.execution_arn, maxResults=1000)["events"]
+        for event in events[self._seen :]:
+            kind, stamp = event["type"], event["timestamp"].timestamp()
+            if kind.endswith("StateEntered"):
+                name = event["stateEnteredEventDetails"]["name"]
+                self.states.append(name)
+                self._entered[name] = stamp
+                self.out.write(f"  → {name}\n")
+            elif kind.endswith("StateExited"):
+                name = event["stateExitedEventDetails"]["name"]
+                took = stamp - self._entered.get(name, stamp)
+                self.durations[name] = round(self.durations.get(name, 0.0) + took, 3)
+                self.out.write(f"  ✓ {name} ({took:.2f} s)\n")
+            self.out.flush()
+        self._seen = len(events)
+
+
+def failure_details(stack: LocalStack, execution_arn: str, states: list[str]) -> dict:
+    """The state that failed, and the error and cause the Fail state reported."""
+    description = stack.client("stepfunctions").describe_execution(executionArn=execution_arn)
+    definition = json.loads(
+        stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)[
+            "definition"
+        ]
+    )
+    recorders = {
+        name
+        for name, state in definition["States"].items()
+        if state.get("Type") == "Pass" and state.get("ResultPath") == "$.failure"
+    }
+    failed_state = None
+    for previous, current in itertools.pairwise(states):
+        if current in recorders:
+            failed_state = previous
+            break
+    return {
+        "failed_state": failed_state,
+        "error": description.get("error"),
+        "cause": description.get("cause"),
+    }
+
+
+def _register_image(stack: LocalStack, commit: str) -> str:
+    """Registers the commit-tagged image in the local ECR, as the release workflow pushes it."""
+    ecr = stack.client("ecr")
+    registry = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com"
+    if not image_tag_exists(ecr, stack.ecr_repository, commit):
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 0,
+                "digest": image_digest_for_tree(),
+            },
+            "layers": [],
+        }
+        ecr.put_image(
+            repositoryName=stack.ecr_repository, imageTag=commit, imageManifest=json.dumps(manifest)
+        )
+    return f"{registry}/{stack.ecr_repository}:{commit}"
+
+
+def _approve_in_background(
+    stack: LocalStack, options: Options, since: set[Path], out: TextIO, done: threading.Event
+) -> threading.Thread:
+    def act() -> None:
+        try:
+            mail, links = approver.wait_for_approval_mail(
+                stack.outbox.folder, options.timeout, stop=done.is_set, skip=since
+            )
+        except TimeoutError:
+            return
+        if options.approve == "manual":
+            out.write(
+                f"\nApproval mail: {mail}\nOpen this link to approve (or the reject link in the mail):\n"
+                f"  {links.get('approve')}\n\n"
+            )
+            out.flush()
+            return
+        action = "reject" if options.approve == "reject" else "approve"
+        status, _ = approver.click(
+            links[action],
+            approver="Rehearsal Approver <approver@example.com>",
+            reason=f"{action}d in the local rehearsal",
+        )
+        out.write(f"  ✉ clicked {action.capitalize()} in {mail.name}: HTTP {status}\n")
+        out.flush()
+
+    thread = threading.Thread(target=act, name="approver", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) -> dict:
+    commit = current_commit()
+    image_uri = _register_image(stack, commit)
+    release = Release(
+        project=stack.project,
+        commit=commit,
+        image_uri=image_uri,
+        data_uri=f"s3://{stack.bucket}/data",
+        attempt=attempt,
+        hyperparameters=options.hyperparameters,
+    )
+    sfn = stack.client("stepfunctions")
+    known_mail = set(stack.outbox.messages())
+    execution_arn = start_release(sfn, stack.state_machine_arn, release)
+    out.write(f"Release {attempt}: commit {commit[:12]}, execution {release.execution_name}\n")
+    progress = Progress(sfn, execution_arn, out)
+    done = threading.Event()
+    _approve_in_background(stack, options, known_mail, out, done)
+    started = time.monotonic()
+    status = "RUNNING"
+    while time.monotonic() - started < options.timeout:
+        progress.poll()
+        status = sfn.describe_execution(executionArn=execution_arn)["status"]
+        if status in TERMINAL:
+            break
+        time.sleep(0.05)
+    progress.poll()
+    done.set()
+    result = {
+        "status": status,
+        "execution_arn": execution_arn,
+        "execution_name": release.execution_name,
+        "states": progress.states,
+        "durations": progress.durations,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if status == "SUCCEEDED":
+        output = json.loads(sfn.describe_execution(executionArn=execution_arn)["output"])
+        result.update(
+            {
+                "names": output["names"],
+                "endpoint_action": output["deploy"]["action"],
+                "evaluation": output["evaluation"],
+                "approval": output.get("approval"),
+            }
+        )
+    else:
+        result.update(failure_details(stack, execution_arn, progress.states))
+    return result
+
+
+def curl_prediction(api_url: str) -> tuple[str, str]:
+    command = [
+        "curl",
+        "-sS",
+        "-X",
+        "POST",
+        f"{api_url}/v1/invokeSagemakerAPI",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        SAMPLE,
+    ]
+    printable = shlex.join(command)
+    if shutil.which("curl") is None:
+        return printable, "curl is not installed"
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    return printable, (done.stdout or done.stderr).strip()
+
+
+def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> dict:
+    train, test = write_iris_split(stack.work_dir / "data")
+    s3 = stack.client("s3")
+    s3.upload_file(str(train), stack.bucket, "data/train/train.csv")
+    s3.upload_file(str(test), stack.bucket, "data/test/test.csv")
+    releases = [run_release(stack, options, attempt, out) for attempt in range(1, options.releases + 1)]
+    last = releases[-1]
+    summary = {
+        "status": last["status"],
+        "execution_arn": last["execution_arn"],
+        "states": last["states"],
+        "endpoint_name": stack.endpoint_name,
+        "api_url": stack.api_url,
+        "outbox": str(stack.outbox.folder),
+        "aws_endpoint_url": stack.endpoint_url,
+        "state_machine_arn": stack.state_machine_arn,
+        "runner": stack.runner.name,
+        "durations": last["durations"],
+        "seconds": last["seconds"],
+    }
+    if last["status"] == "SUCCEEDED":
+        summary["curl"], summary["prediction"] = curl_prediction(stack.api_url)
+    else:
+        summary.update({k: last.get(k) for k in ("failed_state", "error", "cause")})
+        summary["curl"], summary["prediction"] = None, None
+    if options.releases > 1:
+        summary["releases"] = releases
+    return summary

@@ -1,0 +1,85 @@
+"""Starting a release: the one path the GitHub workflow, CodePipeline and the local rehearsal share."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from botocore.exceptions import ClientError
+
+from .names import check_commit, execution_name_for, release_names_for
+
+
+class ReleaseError(RuntimeError):
+    """A release that cannot start; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Release:
+    project: str
+    commit: str
+    image_uri: str
+    data_uri: str  # s3://bucket/prefix holding train/ and test/
+    attempt: int = 1
+    run_id: str = ""
+    hyperparameters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def execution_name(self) -> str:
+        return execution_name_for(self.commit, self.attempt, self.run_id)
+
+    def execution_input(self) -> dict:
+        check_commit(self.commit)
+        if not self.data_uri.startswith("s3://"):
+            raise ReleaseError(f"data URI {self.data_uri!r} must start with s3://")
+        base = self.data_uri.rstrip("/")
+        return {
+            "release": {
+                "commit": self.commit,
+                "image_uri": self.image_uri,
+                "attempt": self.attempt,
+                "run_id": self.run_id,
+                "execution_name": self.execution_name,
+            },
+            "names": release_names_for(self.project, self.execution_name).as_dict(),
+            "data": {"train_uri": f"{base}/train/", "test_uri": f"{base}/test/"},
+            "hyperparameters": {k: str(v) for k, v in self.hyperparameters.items()},
+        }
+
+
+def parse_hyperparameters(pairs: list[str]) -> dict[str, str]:
+    """``["max_depth=3", ...]`` → dict; SageMaker passes every value as a string."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ReleaseError(f"hyperparameter {pair!r} must look like name=value")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def image_tag_exists(ecr, repository: str, tag: str) -> bool:
+    try:
+        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+        return True
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("ImageNotFoundException",):
+            return False
+        raise
+
+
+def start_release(sfn, state_machine_arn: str, release: Release) -> str:
+    try:
+        response = sfn.start_execution(
+            stateMachineArn=state_machine_arn,
+            name=release.execution_name,
+            input=json.dumps(release.execution_input()),
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
+            raise ReleaseError(
+                f"an execution named {release.execution_name} already exists: rerun with a new attempt "
+                f"(--attempt {release.attempt + 1}) to release commit {release.commit[:12]} again"
+            ) from exc
+        raise
+    return response["executionArn"]

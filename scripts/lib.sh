@@ -1,0 +1,50 @@
+# Shared by scripts/rehearse and scripts/test: a project venv with the named extra installed.
+# shellcheck shell=bash
+
+repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd; }
+
+pick_python() {
+  for candidate in "${PYTHON:-}" python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"
+      return
+    fi
+  done
+  echo "error: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)" >&2
+  exit 2
+}
+
+# ensure_venv EXTRA: creates .venv once and (re)installs the project with EXTRA when pyproject.toml changed.
+ensure_venv() {
+  local extra=$1 root stamp want
+  root=$(repo_root)
+  if [ ! -x "$root/.venv/bin/python" ]; then
+    echo "==> creating .venv" >&2
+    "$(pick_python)" -m venv "$root/.venv"
+  fi
+  stamp="$root/.venv/.installed-$extra"
+  want=$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> installing the project with [$extra] (first time: a minute or two)" >&2
+    "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[$extra]"
+    echo "$want" >"$stamp"
+  fi
+}
+
+# ensure_apt PACKAGE...: installs Debian packages that are missing (needs root or sudo).
+ensure_apt() {
+  local missing=() pkg sudo=""
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "error: install these Debian packages first: ${missing[*]}" >&2; exit 2; }
+    sudo=sudo
+  fi
+  echo "==> apt-get install ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
