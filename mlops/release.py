@@ -68,7 +68,21 @@ def image_tag_exists(ecr, repository: str, tag: str) -> bool:
         raise
 
 
+def _already_started(sfn, state_machine_arn: str, name: str) -> bool:
+    execution_arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+    try:
+        sfn.describe_execution(executionArn=execution_arn)
+        return True
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
+            return False
+        raise
+
+
 def start_release(sfn, state_machine_arn: str, release: Release) -> str:
+    # AWS refuses a reused name itself (ExecutionAlreadyExists); asking first gives the same answer everywhere.
+    if _already_started(sfn, state_machine_arn, release.execution_name):
+        raise ReleaseError(_rerun_advice(release))
     try:
         response = sfn.start_execution(
             stateMachineArn=state_machine_arn,
@@ -83,3 +97,10 @@ def start_release(sfn, state_machine_arn: str, release: Release) -> str:
             ) from exc
         raise
     return response["executionArn"]
+
+
+def _rerun_advice(release: Release) -> str:
+    return (
+        f"an execution named {release.execution_name} already exists: rerun with a new attempt "
+        f"(--attempt {release.attempt + 1}) to release commit {release.commit[:12]} again"
+    )

@@ -1,0 +1,59 @@
+import pytest
+
+from mlops.local.batch import CsvFilter, TransformInputError, batches, join_outputs, split_lines
+
+
+@pytest.mark.parametrize(
+    ("expression", "record", "expected"),
+    [
+        ("$", b"setosa,5.1,3.5,1.4,0.2", b"setosa,5.1,3.5,1.4,0.2"),
+        ("$[1:]", b"setosa,5.1,3.5,1.4,0.2", b"5.1,3.5,1.4,0.2"),
+        ("$[0,-1]", b"setosa,5.1,3.5,1.4,0.2,versicolor", b"setosa,versicolor"),
+        ("$[0:2,4]", b"a,b,c,d,e", b"a,b,e"),
+        ("$[1]", b"a,b,c", b"b"),
+    ],
+)
+def test_csv_filters_select_columns_as_sagemaker_does(expression, record, expected):
+    assert CsvFilter.parse(expression).apply(record) == expected
+
+
+@pytest.mark.parametrize("expression", ["$.features", "[1:]", "$[a]", "$[1:2:3]"])
+def test_unsupported_filters_are_refused_with_the_expression(expression):
+    with pytest.raises(ValueError, match="unsupported CSV filter"):
+        CsvFilter.parse(expression)
+
+
+def test_a_filter_beyond_the_record_names_the_column():
+    with pytest.raises(TransformInputError, match="column 7"):
+        CsvFilter.parse("$[7]").apply(b"a,b")
+
+
+def test_split_lines_drops_blank_lines_and_carriage_returns():
+    assert split_lines(b"a,1\r\n\nb,2\n") == [b"a,1", b"b,2"]
+
+
+def test_multi_record_batches_respect_the_payload_limit_and_keep_order():
+    records = [f"{i},1.0,2.0".encode() for i in range(100)]
+    chunks = list(batches(records, "MultiRecord", 64))
+    assert [r for _, chunk in chunks for r in chunk] == records
+    assert all(sum(len(r) + 1 for r in chunk) <= 64 for _, chunk in chunks)
+    assert [first for first, _ in chunks][:2] == [0, len(chunks[0][1])]
+
+
+def test_single_record_sends_one_record_per_request():
+    assert [chunk for _, chunk in batches([b"a", b"b"], "SingleRecord", 10)] == [[b"a"], [b"b"]]
+
+
+def test_a_record_larger_than_the_payload_is_an_error():
+    with pytest.raises(TransformInputError, match="record 2"):
+        list(batches([b"a", b"x" * 100], "MultiRecord", 50))
+
+
+def test_join_source_input_then_output_filter_keeps_label_and_prediction():
+    joined = join_outputs([b"setosa,5.1,3.5,1.4,0.2"], [b"setosa"], "Input", CsvFilter.parse("$[0,-1]"))
+    assert joined == [b"setosa,setosa"]
+
+
+def test_output_count_mismatch_is_an_error():
+    with pytest.raises(ValueError):
+        join_outputs([b"a", b"b"], [b"x"], "Input", CsvFilter.parse("$"))

@@ -1,0 +1,61 @@
+"""The local runtime patches private parts of moto; an upgrade that moves them must fail here, loudly."""
+
+import inspect
+
+import moto
+from moto.sagemaker.models import FakeEndpoint, FakeTrainingJob, FakeTransformJob, SageMakerModelBackend
+from moto.ses.models import SESBackend
+from moto.sns.models import Subscription
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+    lambda_eval_utils,
+    state_task_factory,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback,
+    state_task_service_factory,
+)
+from moto.stepfunctions.responses import StepFunctionResponse
+
+from mlops.local import engine
+
+
+def test_moto_is_the_pinned_version():
+    assert moto.__version__ == "5.2.5"
+
+
+def test_interpreter_seams_exist():
+    assert callable(state_task_factory.state_task_service_for)
+    assert callable(state_task_service_factory.state_task_service_for)
+    assert list(inspect.signature(lambda_eval_utils._invoke_lambda_function).parameters) == [
+        "parameters",
+        "region",
+        "state_credentials",
+    ]
+    assert isinstance(state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK, float)
+    assert callable(StepFunctionResponse.send_task_failure)
+
+
+def test_sagemaker_backend_seams_exist():
+    for name in ("create_training_job", "create_transform_job", "create_endpoint", "delete_endpoint"):
+        assert callable(getattr(SageMakerModelBackend, name))
+    assert hasattr(SageMakerModelBackend(region_name="us-east-1", account_id="123456789012"), "_models")
+    for cls in (FakeTrainingJob, FakeTransformJob, FakeEndpoint):
+        assert "response_object" in dir(cls)
+
+
+def test_mail_seams_exist():
+    assert list(inspect.signature(SESBackend.send_raw_email).parameters)[:4] == [
+        "self",
+        "source",
+        "destinations",
+        "raw_data",
+    ]
+    assert "subject" in inspect.signature(Subscription.publish).parameters
+
+
+def test_install_routes_sagemaker_and_keeps_other_services():
+    engine.install(lambda arn, event: (True, {}))
+    assert type(state_task_factory.state_task_service_for("sagemaker")).__name__ == "SageMakerTask"
+    assert type(state_task_factory.state_task_service_for("sns")).__name__ == "StateTaskServiceSns"
+    engine.install(lambda arn, event: (True, {}))  # twice must not wrap twice
+    assert state_task_factory.state_task_service_for.original.__name__ == "state_task_service_for"
