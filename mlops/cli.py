@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .names import InvalidNameError
 from .release import ReleaseError, parse_hyperparameters
 
 
@@ -66,6 +67,41 @@ def _print_summary(summary: dict, out) -> None:
     out.flush()
 
 
+def _release(args: argparse.Namespace) -> int:
+    import boto3
+
+    from .release import Release, start_release
+
+    release = Release(
+        project=args.project,
+        commit=args.commit,
+        image_uri=args.image_uri,
+        data_uri=args.data_uri,
+        attempt=args.attempt,
+        run_id=args.run_id,
+        hyperparameters=parse_hyperparameters(args.hyperparameters),
+    )
+    execution_arn = start_release(boto3.client("stepfunctions"), args.state_machine_arn, release)
+    region = execution_arn.split(":")[3]
+    console = f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
+    print(
+        json.dumps(
+            {"execution_arn": execution_arn, "execution_name": release.execution_name, "console_url": console}
+        )
+    )
+    return 0
+
+
+def _image_exists(args: argparse.Namespace) -> int:
+    import boto3
+
+    from .release import image_tag_exists
+
+    exists = image_tag_exists(boto3.client("ecr"), args.repository, args.tag)
+    print(json.dumps({"repository": args.repository, "tag": args.tag, "exists": exists}))
+    return 0 if exists else 1
+
+
 def _diagram(args: argparse.Namespace) -> int:
     from .diagram import mermaid
 
@@ -117,6 +153,29 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--work-dir", help="where mail, jobs and logs go (default: a new temporary folder)")
     rehearse.set_defaults(func=_rehearse)
 
+    release = commands.add_parser(
+        "release",
+        help="start a release execution on AWS (what the workflow and CodePipeline run)",
+        description="Starts the release state machine for a commit-tagged image. Prints a JSON line with the "
+        "execution ARN. Exit 2 with advice if that commit and attempt were released already.",
+    )
+    release.add_argument("--state-machine-arn", required=True)
+    release.add_argument("--image-uri", required=True, help="the commit-tagged image in ECR")
+    release.add_argument("--commit", required=True, help="full commit SHA")
+    release.add_argument("--data-uri", required=True, help="s3://bucket/prefix holding train/ and test/")
+    release.add_argument("--project", default="mlops-iris")
+    release.add_argument("--attempt", type=int, default=1, help="the CI run attempt; a rerun needs a new one")
+    release.add_argument("--run-id", default="", help="the CI run id, so reruns from new runs never collide")
+    release.add_argument("--hyperparameters", nargs="*", default=[], metavar="NAME=VALUE")
+    release.set_defaults(func=_release)
+
+    image_exists = commands.add_parser(
+        "image-exists", help="exit 0 if REPOSITORY:TAG is already in ECR (the push is then skipped), else 1"
+    )
+    image_exists.add_argument("repository")
+    image_exists.add_argument("tag")
+    image_exists.set_defaults(func=_image_exists)
+
     diagram = commands.add_parser("diagram", help="print a mermaid diagram of a state machine definition")
     diagram.add_argument(
         "definition",
@@ -131,6 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ReleaseError as error:
+    except (ReleaseError, InvalidNameError) as error:
         print(f"mlops: error: {error}", file=sys.stderr)
         return 2
