@@ -190,7 +190,7 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
     return result
 
 
-def curl_prediction(api_url: str) -> tuple[str, str]:
+def curl_prediction(api_url: str) -> tuple[str, object]:
     command = [
         "curl",
         "-sS",
@@ -206,7 +206,11 @@ def curl_prediction(api_url: str) -> tuple[str, str]:
     if shutil.which("curl") is None:
         return printable, "curl is not installed"
     done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-    return printable, (done.stdout or done.stderr).strip()
+    answer = (done.stdout or done.stderr).strip()
+    try:
+        return printable, json.loads(answer)
+    except json.JSONDecodeError:
+        return printable, answer
 
 
 def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> dict:

@@ -30,6 +30,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_factory,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
 )
@@ -60,15 +63,30 @@ _TERMINAL_OK = {"Completed"}
 _TERMINAL_BAD = {"Failed", "Stopped"}
 
 
-def _jsonable(value: Any) -> Any:
-    """What the Step Functions console shows: timestamps as epoch seconds, no response metadata."""
+def _jsonable(value: Any, stamp=lambda t: int(t.timestamp() * 1000)) -> Any:
+    """Step Functions state data is JSON: timestamps become numbers (epoch ms, as the optimised
+    integrations return them) or ISO strings (as the AWS SDK integrations do); no response metadata."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if k != "ResponseMetadata"}
+        return {k: _jsonable(v, stamp) for k, v in value.items() if k != "ResponseMetadata"}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, stamp) for v in value]
     if isinstance(value, datetime):
-        return value.timestamp()
+        return stamp(value)
     return value
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _aws_sdk_with_json_output(original: Callable) -> Callable:
+    # moto pushes the raw boto response, datetimes included, which DescribeExecution cannot serialise.
+    def _eval_service_task(self, env, *args, **kwargs):
+        original(self, env, *args, **kwargs)
+        env.stack[-1] = _jsonable(env.stack[-1], _iso)
+
+    _eval_service_task.original = original  # type: ignore[attr-defined]
+    return _eval_service_task
 
 
 class SageMakerTask(StateTaskServiceCallback):
@@ -190,4 +208,8 @@ def install(invoke_lambda: LambdaInvoker, poll_seconds: float = 0.05) -> None:
     state_task_service_factory.state_task_service_for = state_task_factory.state_task_service_for
     lambda_eval_utils._invoke_lambda_function = _lambda_adapter(invoke_lambda)
     StepFunctionResponse.send_task_failure = _send_task_failure_with_cause
+    current_sdk = StateTaskServiceAwsSdk._eval_service_task
+    StateTaskServiceAwsSdk._eval_service_task = _aws_sdk_with_json_output(
+        getattr(current_sdk, "original", current_sdk)
+    )
     state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = poll_seconds

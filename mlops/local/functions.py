@@ -9,6 +9,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .template import ACCOUNT_ID, FunctionSpec
@@ -36,8 +37,15 @@ def function_arn(region: str, logical_id: str) -> str:
 
 
 class LocalFunctions:
-    def __init__(self, specs: dict[str, FunctionSpec], environment: dict[str, dict[str, str]], region: str):
+    def __init__(
+        self,
+        specs: dict[str, FunctionSpec],
+        environment: dict[str, dict[str, str]],
+        region: str,
+        log_path: Path | None = None,
+    ):
         self.specs = specs
+        self.log_path = log_path
         self.region = region
         self.arns = {logical: function_arn(region, logical) for logical in specs}
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
@@ -64,6 +72,22 @@ class LocalFunctions:
             module = importlib.util.module_from_spec(module_spec)
             module_spec.loader.exec_module(module)
             self._handlers[logical] = getattr(module, spec.attribute)
+        if self.log_path:
+            self._send_logs_to(
+                self.log_path, {env.get("POWERTOOLS_SERVICE_NAME") for env in environment.values()}
+            )
+
+    @staticmethod
+    def _send_logs_to(path: Path, logger_names: set[str | None]) -> None:
+        """Function logs go to a file, as they would go to CloudWatch Logs, not into the CLI's output."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stream = path.open("a", buffering=1)
+        for name in filter(None, logger_names):
+            for handler in logging.getLogger(name).handlers:
+                if isinstance(handler, logging.StreamHandler) and not isinstance(
+                    handler, logging.FileHandler
+                ):
+                    handler.setStream(stream)
 
     def logical_id_for(self, function: str) -> str:
         name = function.split(":function:", 1)[-1].split(":", 1)[0]

@@ -22,7 +22,8 @@ class Outbox:
     def __init__(self, folder: Path):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self._counter = itertools.count(1)
+        # Continue numbering after mail already in the folder, so a reused work dir loses nothing.
+        self._counter = itertools.count(len(list(folder.glob("*.eml"))) + 1)
         self._lock = threading.Lock()
 
     def write(self, raw: bytes, subject: str) -> Path:

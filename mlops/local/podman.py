@@ -216,21 +216,26 @@ def run_args(
     image: str,
     program: str,
     *,
-    base_dir: Path | None = None,
+    base_dir: str | Path | None = None,
+    mounts: Mapping[str, str] | None = None,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
     name: str | None = None,
 ) -> list[str]:
     """The argv that runs `train` or `serve` in the image, like SageMaker: `docker run IMAGE serve`.
 
-    `base_dir` is mounted as /opt/ml and handed to the image's non-root user (`:U`), so train can write
-    the model and serve can read it. Host networking: serve listens on `port` of this machine.
+    `base_dir` is mounted as /opt/ml (the same as `mounts={base_dir: "/opt/ml"}`). Mounted directories are
+    handed to the image's non-root user (`:U`) so train can write the model. Host networking: serve
+    listens on `port` of this machine.
     """
+    volumes = dict(mounts or {})
+    if base_dir is not None:
+        volumes[str(base_dir)] = DEFAULT_BASE_DIR
     args = ["run", "--rm", "--network=host", *RUN_LIMITS]
     if name:
         args += ["--name", name]
-    if base_dir is not None:
-        args += ["--volume", f"{Path(base_dir).resolve()}:{DEFAULT_BASE_DIR}:U"]
+    for source, target in volumes.items():
+        args += ["--volume", f"{Path(source).resolve()}:{target}:U"]
     if port is not None:
         args += ["--env", f"{PORT_ENV}={port}"]
     for key, value in (env or {}).items():

@@ -144,7 +144,7 @@ class LocalStack:
             logical: {k: str(resolver.resolve(v)) for k, v in spec.environment.items()}
             for logical, spec in specs.items()
         }
-        self.functions = LocalFunctions(specs, env, REGION)
+        self.functions = LocalFunctions(specs, env, REGION, log_path=self.work_dir / "logs" / "functions.log")
         engine.install(self.functions.invoke)
         self.gateway = Gateway(self.functions)
         self.api_url = self.gateway.start()
