@@ -1,0 +1,1 @@
+"""The model container's code: training (`train`) and the inference server (`serve`)."""

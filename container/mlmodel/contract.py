@@ -1,0 +1,115 @@
+"""The SageMaker container contract: where things live, which variables tune the server, what exits mean.
+
+SageMaker (and the local runtime) mounts everything under one base directory, `/opt/ml` in a real job.
+Every path the model programs read or write is derived here, so train, serve and the local runtime agree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+DEFAULT_BASE_DIR = "/opt/ml"
+PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+DEFAULT_PORT = 8080
+WORKERS_ENV = "MODEL_SERVER_WORKERS"
+TIMEOUT_ENV = "MODEL_SERVER_TIMEOUT"
+DEFAULT_TIMEOUT_SECONDS = 60
+
+TRAINING_CHANNEL = "training"
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 1  # bad hyperparameter, missing or malformed data: the caller can fix it
+EXIT_UNEXPECTED = 2  # a bug or an environment problem
+
+
+class UserError(Exception):
+    """A failure the caller can fix (a bad hyperparameter, missing or malformed data): exit 1."""
+
+
+# What SageMaker batch transform reads from GET /execution-parameters.
+MAX_PAYLOAD_MB = 6
+BATCH_STRATEGY = "MULTI_RECORD"
+
+
+@dataclass(frozen=True)
+class Paths:
+    base: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Paths:
+        environ = os.environ if environ is None else environ
+        return cls(Path(environ.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR))
+
+    @property
+    def config_dir(self) -> Path:
+        return self.base / "input" / "config"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.config_dir / "hyperparameters.json"
+
+    @property
+    def input_data_config_file(self) -> Path:
+        return self.config_dir / "inputdataconfig.json"
+
+    @property
+    def resource_config_file(self) -> Path:
+        return self.config_dir / "resourceconfig.json"
+
+    def channel_dir(self, name: str = TRAINING_CHANNEL) -> Path:
+        return self.base / "input" / "data" / name
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is invalid: must be a positive integer") from None
+    if value < 1:
+        raise ValueError(f"{name}={raw!r} is invalid: must be a positive integer")
+    return value
+
+
+def server_port(environ: Mapping[str, str] | None = None) -> int:
+    return _positive_int(os.environ if environ is None else environ, PORT_ENV, DEFAULT_PORT)
+
+
+def available_cpus() -> int:
+    # The CPUs this process may run on (a container's cpuset), not the host's count.
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def server_workers(environ: Mapping[str, str] | None = None) -> int:
+    return _positive_int(os.environ if environ is None else environ, WORKERS_ENV, available_cpus())
+
+
+def server_timeout(environ: Mapping[str, str] | None = None) -> int:
+    return _positive_int(os.environ if environ is None else environ, TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS)

@@ -1,0 +1,158 @@
+"""`serve`: the inference server SageMaker starts for endpoints and batch transform.
+
+`create_app()` is a Flask app factory; `main()` hands it to gunicorn (`mlmodel.serve:create_app()`), so each
+worker loads the model once. Bad input is always a JSON 4xx that says what to fix, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from mlmodel import contract
+from mlmodel.model import TreeModel
+from mlmodel.payload import (
+    CSV,
+    JSON,
+    InvalidPayload,
+    format_csv,
+    format_json,
+    is_csv,
+    parse_rows,
+    response_type,
+)
+
+log = logging.getLogger("mlmodel.serve")
+APP = "mlmodel.serve:create_app()"
+GRACEFUL_TIMEOUT_SECONDS = 20  # in-flight requests finish after SIGTERM; SageMaker waits 30 s
+# Worker heartbeats touch a file every second; on a container's overlay filesystem that can stall, so
+# gunicorn's docs recommend tmpfs. The file is created with mkstemp and unlinked at once.
+HEARTBEAT_DIR = "/dev/shm"  # noqa: S108
+
+
+def _json(status: int, payload: dict) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype=JSON)
+
+
+def _error(status: int, message: str, **details: object) -> Response:
+    return _json(status, {"error": message, **details})
+
+
+def create_app(model_dir: str | Path | None = None) -> Flask:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        )
+    model_dir = Path(model_dir) if model_dir else contract.Paths.from_env().model_dir
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = contract.MAX_PAYLOAD_MB * 1024 * 1024
+    try:
+        workers = contract.server_workers()
+    except ValueError:
+        workers = contract.available_cpus()
+
+    model: TreeModel | None = None
+    unavailable = ""
+    try:
+        model = TreeModel.load(model_dir)
+        log.info("loaded model from %s: classes %s, %d features", model_dir, model.labels, model.n_features)
+    except Exception as error:
+        unavailable = f"the model in {model_dir} cannot be loaded: {type(error).__name__}: {error}"
+        log.error("%s", unavailable)
+
+    @app.get("/ping")
+    def ping() -> Response:
+        if model is None:
+            return _error(503, unavailable)
+        return Response(b"", status=200, mimetype="text/plain")
+
+    @app.get("/execution-parameters")
+    def execution_parameters() -> Response:
+        return _json(
+            200,
+            {
+                "MaxConcurrentTransforms": workers,
+                "BatchStrategy": contract.BATCH_STRATEGY,
+                "MaxPayloadInMB": contract.MAX_PAYLOAD_MB,
+            },
+        )
+
+    @app.post("/invocations")
+    def invocations() -> Response:
+        if model is None:
+            return _error(503, unavailable)
+        content_type = request.headers.get("Content-Type")
+        if not is_csv(content_type):
+            return _error(
+                415,
+                f"unsupported Content-Type {content_type!r}: send text/csv, {model.n_features} numbers a row",
+            )
+        accept = request.headers.get("Accept")
+        out_type = response_type(accept)
+        if out_type is None:
+            return _error(406, f"cannot answer with Accept {accept!r}: ask for text/csv or application/json")
+        try:
+            rows = parse_rows(request.get_data(cache=False), model.n_features)
+        except InvalidPayload as error:
+            return _error(400, str(error), **({"row": error.row} if error.row else {}))
+        single = rows.shape[0] == 1
+        indices = [model.predict_one(rows[0].tolist())] if single else model.predict_indices(rows)
+        if out_type == CSV:
+            return Response(format_csv(model.label_bytes(indices)), status=200, mimetype=CSV)
+        return Response(format_json([model.labels[i] for i in indices]), status=200, mimetype=JSON)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        return _error(error.code or 500, error.description or error.name)
+
+    return app
+
+
+def gunicorn_argv(port: int, workers: int, timeout: int) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"0.0.0.0:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "sync",
+        "--timeout",
+        str(timeout),
+        "--graceful-timeout",
+        str(GRACEFUL_TIMEOUT_SECONDS),
+        "--no-control-socket",
+        "--error-logfile",
+        "-",
+        "--log-level",
+        "info",
+    ]
+    if os.path.isdir(HEARTBEAT_DIR):
+        argv += ["--worker-tmp-dir", HEARTBEAT_DIR]
+    return [*argv, APP]
+
+
+def main() -> int:
+    try:
+        port = contract.server_port()
+        workers = contract.server_workers()
+        timeout = contract.server_timeout()
+    except ValueError as error:
+        print(f"serve: {error}", file=sys.stderr)
+        return contract.EXIT_USER_ERROR
+    env = dict(os.environ)
+    # gunicorn imports the app by name: make this package importable however `serve` was started.
+    package_parent = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    print(f"serve: gunicorn on 0.0.0.0:{port}, {workers} workers, timeout {timeout} s", flush=True)
+    # exec: gunicorn's master becomes this process and receives SageMaker's SIGTERM directly.
+    os.execve(sys.executable, gunicorn_argv(port, workers, timeout), env)  # noqa: S606 - fixed argv, no shell
+    return contract.EXIT_UNEXPECTED  # not reached

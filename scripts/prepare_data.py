@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Write the iris data set as train.csv and a held-out test.csv, label first, no header.
+
+The split is stratified and seeded, so every run writes the same files (120 training rows, 30 test rows).
+The label column holds the class name (`setosa`, ...), the four features follow:
+    setosa,5.1,3.5,1.4,0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+SEED = 20240521
+
+
+def write_iris_split(out_dir: str | Path, test_size: float = 0.2, seed: int = SEED) -> tuple[Path, Path]:
+    """Write train.csv and test.csv into `out_dir` and return their paths."""
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import train_test_split
+
+    iris = load_iris()
+    labels = iris.target_names[iris.target]
+    train_x, test_x, train_y, test_y = train_test_split(
+        iris.data, labels, test_size=test_size, random_state=seed, stratify=labels
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = (out / "train.csv", out / "test.csv")
+    for path, features, names in ((paths[0], train_x, train_y), (paths[1], test_x, test_y)):
+        lines = (
+            ",".join([str(name), *(f"{value:g}" for value in row)])
+            for name, row in zip(names, features, strict=True)
+        )
+        path.write_text("\n".join(lines) + "\n")
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out", default="data", help="directory to write train.csv and test.csv (default: data/)"
+    )
+    parser.add_argument("--test-size", type=float, default=0.2, help="held-out fraction (default: 0.2)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"split seed (default: {SEED})")
+    args = parser.parse_args(argv)
+    train, test = write_iris_split(args.out, args.test_size, args.seed)
+    for path in (train, test):
+        rows = sum(1 for _ in path.open())
+        print(f"wrote {path} ({rows} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
