@@ -238,6 +238,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
     else:
         summary.update({k: last.get(k) for k in ("failed_state", "error", "cause")})
         summary["curl"], summary["prediction"] = None, None
+    summary["live_endpoints"] = stack.live_endpoints()
     if options.releases > 1:
         summary["releases"] = releases
     return summary

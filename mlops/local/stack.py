@@ -53,6 +53,7 @@ class LocalStack:
         self.server.start()
         port = self.server.get_host_and_port()[1]
         self.endpoint_url = f"http://127.0.0.1:{port}"
+        self._saved_env = dict(os.environ)
         os.environ.update(
             {
                 "MOTO_PORT": str(port),  # moto's interpreter calls services on localhost:$MOTO_PORT
@@ -129,6 +130,14 @@ class LocalStack:
             "LinkSigningSecret": self.secret_arn,
             "ServerlessRestApi": "local",
         }
+        # Every API of the template is the one local gateway.
+        physical.update(
+            {
+                logical: "local"
+                for logical, res in self.template.resources.items()
+                if res["Type"] == "AWS::Serverless::Api"
+            }
+        )
         arns = {
             "SageMakerExecutionRole": self.role_arn,
             "NotificationTopic": self.topic_arn,
@@ -171,11 +180,16 @@ class LocalStack:
     def endpoint_name(self) -> str:
         return self.substitutions()["EndpointName"]
 
+    def live_endpoints(self) -> list[str]:
+        return [e["EndpointName"] for e in self.client("sagemaker").list_endpoints()["Endpoints"]]
+
     def stop(self) -> None:
         self.gateway.stop()
         self.sagemaker.shutdown()
         sagemaker.uninstall()
         self.server.stop()
+        os.environ.clear()
+        os.environ.update(self._saved_env)
 
 
 def new_work_dir() -> Path:

@@ -1,0 +1,31 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_rehearsal(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[int, dict, str]:
+    """Runs ``python -m mlops rehearse`` as a user would; returns exit code, final JSON line, stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlops", "rehearse", "--work-dir", str(tmp_path / "work"), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"no output; stderr:\n{done.stderr[-3000:]}"
+    return done.returncode, json.loads(lines[-1]), done.stderr
+
+
+@pytest.fixture
+def rehearse(tmp_path):
+    return lambda *args, **kw: run_rehearsal(tmp_path, *args, **kw)

@@ -1,0 +1,134 @@
+"""The README's main command, run as a user runs it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+from mlops.local.outbox import read_message
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def _post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - as above
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlops", "rehearse", "--serve", "--work-dir", str(tmp_path / "work")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        summary = None
+        for line in process.stdout:
+            if line.startswith("{"):
+                summary = json.loads(line)
+                break
+        assert summary is not None, process.stderr.read()
+        assert summary["status"] == "SUCCEEDED"
+        assert summary["prediction"] == {"result": "setosa"}
+        assert summary["states"][:3] == ["Configure", "Train", "CreateModel"]
+        assert summary["states"][-1] == "Released"
+        assert "RequestApproval" in summary["states"]
+        api = summary["api_url"] + "/v1/invokeSagemakerAPI"
+        assert _post(api, b'{"data":"4.5,1.3,0.3,0.3"}') == (200, {"result": "setosa"})
+        assert _post(api, b'{"data":"5.9,3,5.1,1.8"}') == (200, {"result": "virginica"})
+        status, body = _post(api, b'{"data":"abc"}')
+        assert status == 400 and "message" in body
+
+        session = boto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        local = {"endpoint_url": summary["aws_endpoint_url"]}
+        execution = session.client("stepfunctions", **local).describe_execution(
+            executionArn=summary["execution_arn"]
+        )
+        assert execution["status"] == "SUCCEEDED"
+        assert json.loads(execution["output"])["approval"]["decision"] == "approved"
+        bucket = session.client("s3", **local).list_buckets()["Buckets"][0]["Name"]
+        keys = [o["Key"] for o in session.client("s3", **local).list_objects_v2(Bucket=bucket)["Contents"]]
+        assert any(k.endswith("model.tar.gz") for k in keys) and any(k.endswith(".out") for k in keys)
+        answer = session.client("sagemaker-runtime", **local).invoke_endpoint(
+            EndpointName=summary["endpoint_name"], ContentType="text/csv", Body=b"4.5,1.3,0.3,0.3\n"
+        )
+        assert answer["Body"].read().decode().strip() == "setosa"
+
+        subjects = [
+            str(read_message(p)["Subject"]) for p in sorted((tmp_path / "work" / "outbox").glob("*.eml"))
+        ]
+        assert any("Approve release" in s for s in subjects)
+        assert any("is live" in s for s in subjects)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+        assert code == 0, process.stderr.read()[-3000:]
+
+
+def test_reject_ends_failed_at_the_approval_and_creates_no_endpoint(rehearse, tmp_path):
+    definition = json.loads((REPO / "statemachine" / "mlops.asl.json").read_text())
+    definition["States"]["Announce"] = {
+        "Type": "Pass",
+        "Result": "release started",
+        "ResultPath": "$.announce",
+        "Next": definition["StartAt"],
+    }
+    definition["StartAt"] = "Announce"
+    custom = tmp_path / "custom.asl.json"
+    custom.write_text(json.dumps(definition))
+
+    code, summary, stderr = rehearse("--approve", "reject", "--definition", str(custom))
+
+    assert code == 1, stderr[-2000:]
+    assert summary["status"] == "FAILED"
+    assert summary["states"][0] == "Announce"  # the file is interpreted, not re-implemented
+    assert summary["failed_state"] == "RequestApproval"
+    assert summary["error"] == "Rejected"
+    assert "rejected" in summary["cause"].lower()
+    assert summary["live_endpoints"] == []
+    assert "CreateEndpoint" not in summary["states"]
+
+
+def test_invalid_hyperparameter_fails_at_training_naming_it(rehearse):
+    code, summary, _ = rehearse("--hyperparameters", "max_depth=-3")
+    assert code == 1
+    assert summary["failed_state"] == "Train"
+    assert "max_depth" in summary["cause"]
+    assert "NotifyFailure" in summary["states"]
+
+
+def test_missing_definition_file_is_a_clear_error(rehearse, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlops", "rehearse", "--definition", str(tmp_path / "nope.json")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "nope.json does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
