@@ -16,6 +16,9 @@ from mlmodel.fastcsv import parse_plain_decimals
 CSV = "text/csv"
 JSON = "application/json"
 RESPONSE_TYPES = (CSV, JSON)  # in order of preference when the client accepts both equally
+# The model compares features as float32 (as sklearn does): larger magnitudes would become infinite, which
+# sklearn refuses. 2**128 - 2**103 is the first float64 that rounds to float32 infinity.
+FEATURE_LIMIT = 2.0**128 - 2.0**103
 
 
 class InvalidPayload(ValueError):
@@ -112,7 +115,7 @@ def _parse_general(body: bytes, n_features: int) -> np.ndarray | None:
         flat = np.array(body.replace(b"\n", b",").split(b","), dtype=np.float64)
     except ValueError:
         return None
-    if not np.isfinite(flat).all():
+    if not (np.abs(flat) < FEATURE_LIMIT).all():  # also false for NaN
         return None
     return flat.reshape(-1, n_features)
 
@@ -136,6 +139,12 @@ def _parse_row(line: bytes, number: int, n_features: int) -> list[float]:
         if not math.isfinite(value):
             raise InvalidPayload(
                 f"row {number} value {position} {_show(field)} is not a finite number", number
+            )
+        if abs(value) >= FEATURE_LIMIT:
+            raise InvalidPayload(
+                f"row {number} value {position} {_show(field)} is too large: the model reads 32-bit floats"
+                " (at most about 3.4e38)",
+                number,
             )
         values.append(value)
     return values

@@ -63,7 +63,7 @@ def check_channel_content_type(paths: Paths) -> None:
 def fit(data: LabelledData, params: dict[str, Any]) -> DecisionTreeClassifier:
     classes = np.unique(data.labels)
     if classes.size < 2:
-        raise DataError(f"the training data has a single class {classes[0]!r}: at least two are needed")
+        raise DataError(f"the training data has a single class {str(classes[0])!r}: at least two are needed")
     model = DecisionTreeClassifier(**params)
     try:
         model.fit(data.features, data.labels)

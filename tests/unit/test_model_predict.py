@@ -1,0 +1,85 @@
+import json
+
+import joblib
+import numpy as np
+import pytest
+from mlmodel.contract import METADATA_FILE, MODEL_FILE
+from mlmodel.model import TreeModel
+from sklearn.datasets import load_iris
+from sklearn.tree import DecisionTreeClassifier
+
+IRIS = load_iris()
+IRIS_LABELS = IRIS.target_names[IRIS.target]
+
+
+def fitted(**params) -> TreeModel:
+    estimator = DecisionTreeClassifier(random_state=0, **params).fit(IRIS.data, IRIS_LABELS)
+    return TreeModel(estimator)
+
+
+@pytest.fixture(scope="module", params=[{}, {"max_depth": 2}, {"criterion": "entropy", "max_leaf_nodes": 5}])
+def model(request) -> TreeModel:
+    return fitted(**request.param)
+
+
+def sklearn_labels(model: TreeModel, rows: np.ndarray) -> list[str]:
+    return model.estimator.predict(rows).tolist()
+
+
+def test_single_row_path_equals_sklearn_predict_on_every_iris_row(model):
+    fast = [model.labels[model.predict_one(row.tolist())] for row in IRIS.data]
+    assert fast == sklearn_labels(model, IRIS.data)
+
+
+def test_batch_path_equals_sklearn_predict_on_every_iris_row(model):
+    assert [model.labels[i] for i in model.predict_indices(IRIS.data)] == sklearn_labels(model, IRIS.data)
+
+
+def test_both_paths_agree_with_sklearn_at_and_around_every_threshold(model):
+    # The float32 cast decides near a threshold: probe the threshold itself and its float64 neighbours.
+    tree = model.estimator.tree_
+    splits = np.flatnonzero(tree.children_left != -1)
+    rows = []
+    for node in splits:
+        for value in (tree.threshold[node], *np.nextafter(tree.threshold[node], [-np.inf, np.inf])):
+            for base in IRIS.data[::10]:
+                row = base.copy()
+                row[tree.feature[node]] = value
+                rows.append(row)
+    rows = np.array(rows)
+    expected = sklearn_labels(model, rows)
+    assert [model.labels[model.predict_one(row.tolist())] for row in rows] == expected
+    assert [model.labels[i] for i in model.predict_indices(rows)] == expected
+
+
+def test_both_paths_agree_with_sklearn_on_random_and_extreme_rows(model):
+    rng = np.random.default_rng(3)
+    rows = np.vstack([rng.uniform(-10, 20, (500, 4)), [[3.4e38, -3.4e38, 1e-300, -1e-45], [0, 0, 0, 0]]])
+    expected = sklearn_labels(model, rows)
+    assert [model.labels[model.predict_one(row.tolist())] for row in rows] == expected
+    assert [model.labels[i] for i in model.predict_indices(rows)] == expected
+
+
+def test_label_bytes_are_the_class_names_indexed(model):
+    indices = model.predict_indices(IRIS.data[[0, 149, 50]])
+    assert model.label_bytes(indices).tolist() == [b"setosa", b"virginica", b"versicolor"]
+
+
+def test_load_reads_the_model_and_metadata(tmp_path):
+    estimator = DecisionTreeClassifier(random_state=0).fit(IRIS.data, IRIS_LABELS)
+    joblib.dump(estimator, tmp_path / MODEL_FILE)
+    (tmp_path / METADATA_FILE).write_text(json.dumps({"classes": ["setosa", "versicolor", "virginica"]}))
+    model = TreeModel.load(tmp_path)
+    assert (model.labels, model.n_features) == (["setosa", "versicolor", "virginica"], 4)
+    assert model.metadata["classes"] == model.labels
+
+
+def test_load_refuses_something_other_than_a_fitted_tree(tmp_path):
+    joblib.dump({"not": "a model"}, tmp_path / MODEL_FILE)
+    with pytest.raises(TypeError, match="DecisionTreeClassifier"):
+        TreeModel.load(tmp_path)
+
+
+def test_load_of_a_missing_model_fails(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        TreeModel.load(tmp_path)
