@@ -1,0 +1,139 @@
+"""The model image built with podman and run as SageMaker runs it: `train`, then `serve`, with /opt/ml mounted.
+
+On this machine the image builds on a local Debian base (made by debootstrap when absent), since public
+base images cannot be pulled; the Dockerfile is the same one CI pushes to ECR.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from mlmodel.contract import MODEL_FILE, Paths
+
+from mlops.local import podman
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+TAG = "localhost/sagemaker-sfn-mlops-model:test"
+# What the image adds to its base (Python and the OS). On python:3.11-slim (about 130 MB) this keeps the
+# image under 400 MB; today it adds about 220 MB.
+MAX_ADDED_BYTES = 240 * 1000**2
+READY_SECONDS = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def in_image(*command: str) -> str:
+    argv = [*podman.run_args(TAG, command[0])[:-2], TAG, *command]
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    try:
+        podman.podman_executable()
+    except podman.PodmanError as error:
+        pytest.fail(str(error))
+    podman.ensure_base_image()
+    started = time.monotonic()
+    podman.build_image(TAG)
+    print(f"built {TAG} in {time.monotonic() - started:.1f} s")
+    return TAG
+
+
+@pytest.fixture
+def ml_dir(tmp_path) -> Path:
+    spec = importlib.util.spec_from_file_location("prepare_data", ROOT / "scripts" / "prepare_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    paths = Paths(tmp_path / "ml")
+    module.write_iris_split(paths.channel_dir("training"))
+    (paths.channel_dir("training") / "test.csv").unlink()
+    paths.config_dir.mkdir(parents=True)
+    paths.hyperparameters_file.write_text(json.dumps({"max_depth": "4"}))
+    return paths.base
+
+
+def test_image_adds_little_to_its_base(image):
+    added = podman.image_size_bytes(image) - podman.image_size_bytes(podman.BASE_IMAGE)
+    print(f"image {podman.image_size_bytes(image) / 1e6:.0f} MB, {added / 1e6:.0f} MB over the base")
+    assert added <= MAX_ADDED_BYTES
+
+
+def test_image_runs_as_a_non_root_user_with_the_programs_on_path_and_no_build_tools(image):
+    assert in_image("id", "-u") != "0"
+    found = in_image(
+        "sh", "-c", "for p in train serve python3 gcc cc /opt/venv/bin/pip; do command -v $p; done; true"
+    )
+    assert found.split() == ["/opt/program/train", "/opt/program/serve", "/opt/venv/bin/python3"]
+
+
+def test_train_then_serve_in_the_image_predicts_setosa(image, ml_dir):
+    trained = subprocess.run(
+        podman.run_args(image, "train", base_dir=ml_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert (Paths(ml_dir).model_dir / MODEL_FILE).is_file()
+
+    port = free_port()
+    name = f"mlmodel-test-{port}"
+    server = subprocess.Popen(
+        podman.run_args(image, "serve", base_dir=ml_dir, port=port, name=name),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", "/ping")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "serve in the image did not become healthy"
+            time.sleep(0.2)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/invocations", body=b"4.5,1.3,0.3,0.3", headers={"Content-Type": "text/csv"})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"setosa")
+
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        if server.poll() is None:
+            subprocess.run(podman.podman("rm", "--force", name), capture_output=True, check=False)
+            server.kill()
+        server.wait()
+
+
+def test_bad_hyperparameter_in_the_image_writes_the_failure_file(image, ml_dir):
+    Paths(ml_dir).hyperparameters_file.write_text(json.dumps({"criterion": "mse"}))
+    result = subprocess.run(
+        podman.run_args(image, "train", base_dir=ml_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "hyperparameter criterion='mse' is invalid" in Paths(ml_dir).failure_file.read_text()
