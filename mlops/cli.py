@@ -16,10 +16,15 @@ from .release import ReleaseError, parse_hyperparameters
 def _rehearse(args: argparse.Namespace) -> int:
     from .local.runners import runner_named
     from .local.stack import LocalStack, new_work_dir
-    from .rehearsal import Options, rehearse
+    from .rehearsal import Options, parse_fault, rehearse
 
     out = sys.stderr
+    try:
+        faults = [parse_fault(f) for f in args.fault]
+    except ValueError as error:
+        raise ReleaseError(f"--fault: {error}") from error
     options = Options(
+        faults=faults,
         approve=args.approve,
         hyperparameters=parse_hyperparameters(args.hyperparameters),
         releases=args.releases,
@@ -148,6 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rehearse.add_argument(
         "--releases", type=int, default=1, help="release N times against the same local AWS"
+    )
+    rehearse.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME[@N]",
+        help="inject a fault into every release, or release N only: train-crash, serve-crash, throttle, "
+        "no-training-data, malformed-test-data, duplicate-execution (see the README's reliability section)",
     )
     rehearse.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each release")
     rehearse.add_argument("--work-dir", help="where mail, jobs and logs go (default: a new temporary folder)")

@@ -32,6 +32,32 @@ class Options:
     releases: int = 1
     serve: bool = False
     timeout: float = 600.0
+    faults: list[tuple[str, int | None]] = field(default_factory=list)  # (fault, release number or every)
+
+    def faults_for(self, release: int) -> set[str]:
+        return {name for name, number in self.faults if number in (None, release)}
+
+
+# Faults the rehearsal itself injects (data and naming); the local SageMaker injects the others.
+DATA_FAULTS = {
+    "no-training-data": "nothing is uploaded under data/train/",
+    "malformed-test-data": "line 7 of the held-out data has a non-number",
+    "duplicate-execution": "the release reuses the previous release's execution name",
+}
+MALFORMED_LINE = 7
+
+
+def parse_fault(text: str) -> tuple[str, int | None]:
+    """``NAME`` (every release) or ``NAME@N`` (release N only)."""
+    from .local.sagemaker import FAULTS
+
+    name, _, number = text.partition("@")
+    if name not in FAULTS and name not in DATA_FAULTS:
+        known = ", ".join(sorted({**FAULTS, **DATA_FAULTS}))
+        raise ValueError(f"unknown fault {name!r}: choose from {known}")
+    if number and not number.isdigit():
+        raise ValueError(f"fault {text!r}: the release after @ must be a number")
+    return name, int(number) if number else None
 
 
 class Progress:
@@ -140,6 +166,10 @@ def _approve_in_background(
 
 
 def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) -> dict:
+    faults = options.faults_for(attempt)
+    stack.sagemaker.faults = faults - DATA_FAULTS.keys()
+    if "duplicate-execution" in faults and attempt > 1:
+        attempt -= 1
     commit = current_commit()
     image_uri = _register_image(stack, commit)
     release = Release(
@@ -168,6 +198,7 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
     progress.poll()
     done.set()
     result = {
+        "names": release.execution_input()["names"],
         "status": status,
         "execution_arn": execution_arn,
         "execution_name": release.execution_name,
@@ -181,6 +212,7 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
             {
                 "names": output["names"],
                 "endpoint_action": output["deploy"]["action"],
+                "rollback_config": output["previous"]["config"],
                 "evaluation": output["evaluation"],
                 "approval": output.get("approval"),
             }
@@ -213,12 +245,42 @@ def curl_prediction(api_url: str) -> tuple[str, object]:
         return printable, answer
 
 
-def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> dict:
+def upload_data(stack: LocalStack, faults: set[str]) -> None:
     train, test = write_iris_split(stack.work_dir / "data")
+    if "malformed-test-data" in faults:
+        lines = test.read_text().splitlines()
+        lines[MALFORMED_LINE - 1] = "setosa,abc,3.5,1.4,0.2"
+        test.write_text("\n".join(lines) + "\n")
     s3 = stack.client("s3")
-    s3.upload_file(str(train), stack.bucket, "data/train/train.csv")
+    if "no-training-data" not in faults:
+        s3.upload_file(str(train), stack.bucket, "data/train/train.csv")
     s3.upload_file(str(test), stack.bucket, "data/test/test.csv")
-    releases = [run_release(stack, options, attempt, out) for attempt in range(1, options.releases + 1)]
+
+
+def left_over(stack: LocalStack, rollback_config: str | None) -> list[str]:
+    """SageMaker resources besides the live endpoint's config, the rollback config and their models."""
+    sm = stack.client("sagemaker")
+    keep = {rollback_config} if rollback_config else set()
+    keep.update(
+        sm.describe_endpoint(EndpointName=e["EndpointName"])["EndpointConfigName"]
+        for e in sm.list_endpoints()["Endpoints"]
+    )
+    configs = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
+    keep_models = {
+        v["ModelName"]
+        for c in configs
+        if c in keep
+        for v in sm.describe_endpoint_config(EndpointConfigName=c)["ProductionVariants"]
+    }
+    models = [m["ModelName"] for m in sm.list_models()["Models"]]
+    return [f"endpoint-config/{c}" for c in sorted(configs) if c not in keep] + [
+        f"model/{m}" for m in sorted(models) if m not in keep_models
+    ]
+
+
+def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> dict:
+    upload_data(stack, options.faults_for(1))
+    releases = [run_release(stack, options, number, out) for number in range(1, options.releases + 1)]
     last = releases[-1]
     summary = {
         "status": last["status"],
@@ -239,6 +301,27 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         summary.update({k: last.get(k) for k in ("failed_state", "error", "cause")})
         summary["curl"], summary["prediction"] = None, None
     summary["live_endpoints"] = stack.live_endpoints()
+    summary["artifacts"] = sorted(
+        o["Key"] for o in stack.client("s3").list_objects_v2(Bucket=stack.bucket).get("Contents", [])
+    )
+    succeeded = [r for r in releases if r["status"] == "SUCCEEDED"]
+    summary["left_over"] = left_over(stack, succeeded[-1].get("rollback_config") if succeeded else None)
     if options.releases > 1:
-        summary["releases"] = releases
+        summary["releases"] = [
+            {
+                k: r.get(k)
+                for k in (
+                    "status",
+                    "execution_name",
+                    "names",
+                    "endpoint_action",
+                    "evaluation",
+                    "rollback_config",
+                    "failed_state",
+                    "error",
+                    "cause",
+                )
+            }
+            for r in releases
+        ]
     return summary

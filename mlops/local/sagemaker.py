@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import tarfile
 import threading
 import traceback
@@ -21,6 +22,7 @@ from urllib.parse import urlparse
 
 import boto3
 from mlmodel import contract
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.sagemaker.models import SageMakerModelBackend
@@ -50,6 +52,8 @@ class LocalSageMaker:
         self.region = region
         self.servers: dict[str, ModelServer] = {}
         self.serve_env: dict[str, str] = {}
+        # Faults injected on purpose (see FAULTS); the fault matrix tests drive them through the CLI.
+        self.faults: set[str] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
@@ -119,7 +123,12 @@ class LocalSageMaker:
                 }
             paths.input_data_config_file.write_text(json.dumps(channels))
             job.secondary_status = "Training"
-            code = self.runner.train(job.algorithm_specification["TrainingImage"], base, base / "train.log")
+            if "train-crash" in self.faults:
+                code = crash(base / "train.log", "train was killed (injected fault: train-crash)")
+            else:
+                code = self.runner.train(
+                    job.algorithm_specification["TrainingImage"], base, base / "train.log"
+                )
             if code != 0:
                 reason = (
                     paths.failure_file.read_text().strip()
@@ -240,7 +249,8 @@ class LocalSageMaker:
         container = backend._models[variant["ModelName"]].primary_container
         base = self._scratch("endpoints", label)
         self._model_dir_for(container["ModelDataUrl"], base)
-        server = self.runner.serve(
+        runner = CrashingRunner() if "serve-crash" in self.faults else self.runner
+        server = runner.serve(
             container["Image"],
             base,
             base / "serve.log",
@@ -351,6 +361,30 @@ class LocalSageMaker:
             thread.join(timeout=5)
 
 
+FAULTS = {
+    "train-crash": "the training process dies without writing output/failure",
+    "serve-crash": "the model server of the new release exits on start (endpoint create fails, update rolls back)",
+    "throttle": "the first CreateModel call is throttled (ThrottlingException), so the state's Retry is used",
+}
+
+
+def crash(log_path: Path, message: str) -> int:
+    with log_path.open("a") as log:
+        log.write(message + "\n")
+    return 137
+
+
+class CrashingRunner(ProcessRunner):
+    """A model server that dies on start, as a broken image would."""
+
+    def _command(self, program: str) -> list[str]:
+        return [
+            sys.executable,
+            "-c",
+            "import sys; print('model server crashed on start (injected fault: serve-crash)'); sys.exit(1)",
+        ]
+
+
 # -- moto seams --------------------------------------------------------------------------------------------
 _originals: dict[str, Any] = {}
 
@@ -409,6 +443,14 @@ def _runtime_invoke_endpoint(self):
     return _active().invoke(name, self.body if isinstance(self.body, bytes) else self.body.encode(), headers)
 
 
+def _create_model_maybe_throttled(self):
+    local = _active()
+    if "throttle" in local.faults:
+        local.faults.discard("throttle")
+        raise JsonRESTError("ThrottlingException", "Rate exceeded (injected fault: throttle)")
+    return _originals["response_create_model"](self)
+
+
 def install(local: LocalSageMaker) -> None:
     global _ACTIVE
     _ACTIVE = local
@@ -422,6 +464,8 @@ def install(local: LocalSageMaker) -> None:
     ):
         _originals[name] = getattr(SageMakerModelBackend, name)
         setattr(SageMakerModelBackend, name, patched)
+    _originals["response_create_model"] = SageMakerResponse.create_model
+    SageMakerResponse.create_model = _create_model_maybe_throttled
     SageMakerModelBackend.update_endpoint = _backend_update_endpoint
     SageMakerResponse.update_endpoint = _response_update_endpoint
     SageMakerRuntimeResponse.invoke_endpoint = _runtime_invoke_endpoint
