@@ -1,0 +1,92 @@
+"""The approval request mail: one multipart/alternative message with the evidence and two signed links."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from approval_pages import (
+    champion_text,
+    e,
+    evidence_html,
+    format_accuracy,
+    page,
+    short_commit,
+)
+
+
+def confusion_matrix_text(labels: list[Any], matrix: list[list[Any]]) -> str:
+    if not labels or not matrix:
+        return "(no confusion matrix)"
+    cells = [["true \\ predicted", *map(str, labels)]]
+    cells += [[str(label), *map(str, row)] for label, row in zip(labels, matrix, strict=False)]
+    widths = [max(len(row[i]) for row in cells if i < len(row)) for i in range(len(cells[0]))]
+    return "\n".join("  ".join(cell.rjust(widths[i]) for i, cell in enumerate(row)) for row in cells)
+
+
+def _text_body(evidence: dict[str, Any], approve_url: str, reject_url: str, expires_at: str) -> str:
+    release = evidence.get("release") or {}
+    training = evidence.get("training") or {}
+    evaluation = evidence.get("evaluation") or {}
+    lines = [
+        f"Release {short_commit(release)} is waiting for your decision.",
+        "",
+        f"Commit:            {release.get('commit')}",
+        f"Image:             {release.get('image_uri')}",
+        f"Training job:      {training.get('job_name')}",
+        f"Held-out accuracy: {format_accuracy(evaluation.get('accuracy'), evaluation.get('rows'))}",
+        f"Current endpoint:  {champion_text(evaluation)}",
+        f"Report:            {evaluation.get('report_uri')}",
+    ]
+    if evaluation.get("predictions_url"):
+        lines.append(f"Predictions (download link, valid 7 days): {evaluation['predictions_url']}")
+    lines += [
+        "",
+        confusion_matrix_text(evaluation.get("labels") or [], evaluation.get("confusion_matrix") or []),
+        "",
+        "Each link opens a confirmation page; nothing is decided until you submit it.",
+        "",
+        f"Approve: {approve_url}",
+        "",
+        f"Reject:  {reject_url}",
+        "",
+        f"The links expire at {expires_at}. Without a decision by then the release stops.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _html_body(evidence: dict[str, Any], approve_url: str, reject_url: str, expires_at: str) -> str:
+    commit = short_commit(evidence.get("release") or {})
+    body = (
+        f"<p>Release {e(commit)} is waiting for your decision.</p>{evidence_html(evidence)}"
+        "<p>Each link opens a confirmation page; nothing is decided until you submit it.</p>"
+        f'<p><a href="{e(approve_url)}">Approve release {e(commit)}</a> &nbsp; '
+        f'<a href="{e(reject_url)}">Reject release {e(commit)}</a></p>'
+        f"<p>The links expire at {e(expires_at)}. Without a decision by then the release stops.</p>"
+    )
+    return page(f"Release {commit} needs approval", body)
+
+
+def build_approval_mail(
+    *,
+    sender: str,
+    recipient: str,
+    evidence: dict[str, Any],
+    approve_url: str,
+    reject_url: str,
+    expires_at: str,
+) -> EmailMessage:
+    evaluation = evidence.get("evaluation") or {}
+    message = EmailMessage()
+    message["Subject"] = (
+        f"Approve release {short_commit(evidence.get('release') or {})}? "
+        f"Held-out accuracy {format_accuracy(evaluation.get('accuracy'))}"
+    )
+    message["From"] = sender
+    message["To"] = recipient
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message.set_content(_text_body(evidence, approve_url, reject_url, expires_at))
+    message.add_alternative(_html_body(evidence, approve_url, reject_url, expires_at), subtype="html")
+    return message

@@ -1,0 +1,126 @@
+"""Small self-contained HTML for the approval mail and pages: no scripts, no external assets, all escaped."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    ),
+}
+HTML = "text/html; charset=utf-8"
+APPROVER_MAX_CHARS = 200
+REASON_MAX_CHARS = 1000
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:42rem;margin:2rem auto;padding:0 1rem;color:#222}"
+    "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #bbb;padding:.2rem .5rem}"
+    "th{background:#f2f2f2}dt{font-weight:bold}dd{margin:0 0 .5rem 0;word-break:break-all}"
+    "label{display:block;margin-top:.8rem}input,textarea{width:100%;box-sizing:border-box;padding:.3rem}"
+    "button{margin-top:1rem;padding:.5rem 1rem;font-size:1rem}"
+)
+
+
+def e(value: Any) -> str:
+    return escape("" if value is None else str(value), quote=True)
+
+
+def short_commit(release: dict[str, Any]) -> str:
+    return str(release.get("commit") or "unknown")[:7]
+
+
+def format_accuracy(accuracy: Any, rows: Any = None) -> str:
+    if not isinstance(accuracy, int | float) or isinstance(accuracy, bool):
+        return "n/a"
+    text = f"{accuracy:.4f} ({accuracy:.2%})"
+    return f"{text} on {rows} rows" if rows is not None else text
+
+
+def page(title: str, body: str) -> str:
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="robots" content="noindex, nofollow">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{e(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{e(title)}</h1>{body}</body></html>\n"
+    )
+
+
+def message_page(title: str, message: str) -> str:
+    return page(title, f"<p>{e(message)}</p>")
+
+
+def confusion_matrix_html(labels: list[Any], matrix: list[list[Any]]) -> str:
+    if not labels or not matrix:
+        return "<p>No confusion matrix.</p>"
+    head = "".join(f"<th>{e(label)}</th>" for label in labels)
+    rows = "".join(
+        f"<tr><th>{e(label)}</th>" + "".join(f"<td>{e(count)}</td>" for count in row) + "</tr>"
+        for label, row in zip(labels, matrix, strict=False)
+    )
+    return (
+        "<table><caption>Confusion matrix (rows: true label, columns: predicted)</caption>"
+        f"<tr><th>true \\ predicted</th>{head}</tr>{rows}</table>"
+    )
+
+
+def champion_text(evaluation: dict[str, Any]) -> str:
+    champion = evaluation.get("champion")
+    if not champion:
+        return "No endpoint is in service, so there is nothing to compare with."
+    config = champion.get("endpoint_config") or "unknown config"
+    if champion.get("error"):
+        return f"The serving endpoint ({config}) could not be scored: {champion['error']}"
+    ours, theirs = evaluation.get("accuracy"), champion.get("accuracy")
+    delta = ""
+    if isinstance(ours, int | float) and isinstance(theirs, int | float):
+        delta = f"; this release {ours - theirs:+.4f}"
+    scored = format_accuracy(theirs, champion.get("rows"))
+    return f"The serving endpoint ({config}) scores {scored} on the same held-out rows{delta}."
+
+
+def evidence_html(evidence: dict[str, Any], *, predictions_link: bool = True) -> str:
+    release = evidence.get("release") or {}
+    training = evidence.get("training") or {}
+    evaluation = evidence.get("evaluation") or {}
+    items = [
+        ("Commit", e(release.get("commit"))),
+        ("Image", e(release.get("image_uri"))),
+        ("Training job", e(training.get("job_name"))),
+        ("Held-out accuracy", e(format_accuracy(evaluation.get("accuracy"), evaluation.get("rows")))),
+        ("Current endpoint", e(champion_text(evaluation))),
+        ("Evaluation report", e(evaluation.get("report_uri"))),
+    ]
+    if predictions_link and evaluation.get("predictions_url"):
+        items.append(("Predictions", f'<a href="{e(evaluation["predictions_url"])}">download (7 days)</a>'))
+    listing = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
+    matrix = confusion_matrix_html(evaluation.get("labels") or [], evaluation.get("confusion_matrix") or [])
+    return f"<dl>{listing}</dl>{matrix}"
+
+
+def confirmation_page(evidence: dict[str, Any], action: str, expires_at: str) -> str:
+    verb = "Approve" if action == "approve" else "Reject"
+    commit = short_commit(evidence.get("release") or {})
+    form = (
+        '<form method="post">'
+        f'<label for="approver">Your name or email (required, at most {APPROVER_MAX_CHARS} characters)'
+        "</label>"
+        f'<input id="approver" name="approver" required maxlength="{APPROVER_MAX_CHARS}" '
+        'autocomplete="email">'
+        f'<label for="reason">Reason (optional, at most {REASON_MAX_CHARS} characters)</label>'
+        f'<textarea id="reason" name="reason" rows="4" maxlength="{REASON_MAX_CHARS}"></textarea>'
+        f'<button type="submit">{verb} release</button></form>'
+    )
+    body = (
+        f"<p>You are about to <strong>{verb.lower()}</strong> release {e(commit)}. "
+        f"Nothing has been decided yet. This link expires at {e(expires_at)}.</p>"
+        f"{evidence_html(evidence)}{form}"
+    )
+    return page(f"{verb} release {commit}?", body)
