@@ -1,0 +1,272 @@
+"""Scores a batch transform: accuracy and confusion matrix of the candidate, and of the serving endpoint.
+
+The transform joins each input row to its prediction and keeps `$[0,-1]`, so every output line is
+`label,prediction`. The serving endpoint (the champion), when in service, is asked about the same held-out
+rows so the approver can compare.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+ARTIFACT_BUCKET = os.environ["ARTIFACT_BUCKET"]
+PREDICTIONS_URL_SECONDS = 7 * 24 * 3600
+# InvokeEndpoint accepts at most 6 MB; stay well below it.
+MAX_INVOKE_BYTES = 5 * 1024 * 1024
+
+logger = Logger()
+tracer = Tracer()
+# SigV4 so the presigned predictions link is accepted in every region and honours its 7-day expiry.
+s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+sagemaker = boto3.client("sagemaker")
+runtime = boto3.client("sagemaker-runtime")
+
+
+class EvaluationError(Exception):
+    """The evaluation cannot produce a trustworthy score."""
+
+
+class MalformedPredictionsError(EvaluationError):
+    pass
+
+
+class NoPredictionsError(EvaluationError):
+    pass
+
+
+class MalformedTestDataError(EvaluationError):
+    pass
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = (
+        uri[5:].partition("/") if isinstance(uri, str) and uri.startswith("s3://") else ("", "", "")
+    )
+    if not bucket:
+        raise EvaluationError(f"not an s3:// URI: {uri!r}")
+    return bucket, key
+
+
+def list_keys(bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [obj["Key"] for obj in page.get("Contents", []) if not obj["Key"].endswith("/")]
+    return sorted(keys)
+
+
+def read_lines(key: str, body: bytes, error: type[EvaluationError]) -> Iterator[tuple[int, list[str]]]:
+    """(1-based line number, CSV fields) of every non-blank line."""
+    for number, raw in enumerate(body.splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise error(f"{key} line {number}: not UTF-8 text") from exc
+        if not line:
+            continue
+        try:
+            fields = next(csv.reader([line]))
+        except csv.Error as exc:
+            raise error(f"{key} line {number}: not CSV ({exc})") from exc
+        yield number, [field.strip() for field in fields]
+
+
+def parse_predictions(key: str, body: bytes) -> list[tuple[str, str]]:
+    """(true label, predicted label) pairs of one transform output object."""
+    pairs = []
+    for number, fields in read_lines(key, body, MalformedPredictionsError):
+        if len(fields) != 2 or not all(fields):
+            shown = ",".join(fields)[:80]
+            raise MalformedPredictionsError(
+                f"{key} line {number}: expected 'label,prediction', got {len(fields)} field(s): {shown!r}"
+            )
+        pairs.append((fields[0], fields[1]))
+    return pairs
+
+
+def scores(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Accuracy, confusion matrix (rows true, columns predicted) and per-class precision/recall."""
+    labels = sorted({label for pair in pairs for label in pair})
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for true, predicted in pairs:
+        matrix[index[true]][index[predicted]] += 1
+    correct = sum(matrix[i][i] for i in range(len(labels)))
+    per_class = {}
+    for i, label in enumerate(labels):
+        support = sum(matrix[i])
+        predicted = sum(row[i] for row in matrix)
+        per_class[label] = {
+            "precision": round(matrix[i][i] / predicted, 4) if predicted else 0.0,
+            "recall": round(matrix[i][i] / support, 4) if support else 0.0,
+            "support": support,
+        }
+    return {
+        "accuracy": round(correct / len(pairs), 4) if pairs else 0.0,
+        "rows": len(pairs),
+        "labels": labels,
+        "confusion_matrix": matrix,
+        "per_class": per_class,
+    }
+
+
+def read_predictions(predictions_uri: str) -> tuple[str, list[str], list[tuple[str, str]]]:
+    bucket, prefix = parse_s3_uri(predictions_uri)
+    # The transform writes <S3OutputPath>/<input key>.out; the slash keeps job-1 from matching job-10.
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    keys = [key for key in list_keys(bucket, prefix) if key.endswith(".out")]
+    if not keys:
+        raise NoPredictionsError(
+            f"no .out objects under {predictions_uri}: the batch transform wrote nothing"
+        )
+    pairs: list[tuple[str, str]] = []
+    for key in keys:
+        pairs += parse_predictions(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    if not pairs:
+        raise NoPredictionsError(f"the .out objects under {predictions_uri} hold no rows")
+    return bucket, keys, pairs
+
+
+def read_test_rows(test_uri: str) -> list[tuple[str, str]]:
+    """(label, feature CSV) of every held-out row: the label is the first column."""
+    bucket, prefix = parse_s3_uri(test_uri)
+    rows: list[tuple[str, str]] = []
+    for key in list_keys(bucket, prefix):
+        for number, fields in read_lines(
+            key, s3.get_object(Bucket=bucket, Key=key)["Body"].read(), MalformedTestDataError
+        ):
+            if len(fields) < 2 or not fields[0]:
+                raise MalformedTestDataError(f"{key} line {number}: expected 'label,feature,...'")
+            rows.append((fields[0], ",".join(fields[1:])))
+    return rows
+
+
+def chunks(lines: Iterable[str], max_bytes: int) -> Iterator[list[str]]:
+    """Groups lines so each group, newline-joined, stays within max_bytes."""
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        line_size = len(line.encode("utf-8")) + 1
+        if line_size > max_bytes:
+            raise MalformedTestDataError(f"a held-out row is larger than {max_bytes} bytes")
+        if chunk and size + line_size > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(line)
+        size += line_size
+    if chunk:
+        yield chunk
+
+
+def predict(endpoint_name: str, rows: list[str]) -> list[str]:
+    response = runtime.invoke_endpoint(
+        EndpointName=endpoint_name,
+        ContentType="text/csv",
+        Accept="text/csv",
+        Body="\n".join(rows).encode("utf-8"),
+    )
+    text = response["Body"].read().decode("utf-8")
+    # Like the transform's OutputFilter: the prediction is the last column of each output line.
+    predictions = [
+        fields[-1].strip() for fields in csv.reader(line for line in text.splitlines() if line.strip())
+    ]
+    if len(predictions) != len(rows):
+        raise EvaluationError(f"the endpoint answered {len(predictions)} predictions for {len(rows)} rows")
+    return predictions
+
+
+@tracer.capture_method
+def score_champion(endpoint_name: str, test_uri: str) -> dict[str, Any] | None:
+    """The serving endpoint's accuracy on the held-out rows, or None when nothing is in service."""
+    try:
+        endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ValidationException":
+            logger.info("no champion endpoint", extra={"endpoint_name": endpoint_name})
+            return None
+        raise
+    if endpoint["EndpointStatus"] != "InService":
+        logger.info(
+            "champion endpoint not in service",
+            extra={"endpoint_name": endpoint_name, "status": endpoint["EndpointStatus"]},
+        )
+        return None
+    config = endpoint["EndpointConfigName"]
+    rows = read_test_rows(test_uri)
+    try:
+        predictions: list[str] = []
+        for chunk in chunks((features for _, features in rows), MAX_INVOKE_BYTES):
+            predictions += predict(endpoint_name, chunk)
+    except (ClientError, BotoCoreError, EvaluationError, UnicodeDecodeError, csv.Error) as exc:
+        # A broken champion is a reason to replace it, not to stop the release: the approver sees why.
+        logger.warning(
+            "champion could not be scored", extra={"endpoint_name": endpoint_name, "error": str(exc)}
+        )
+        return {"endpoint_config": config, "accuracy": None, "rows": 0, "error": str(exc)[:500]}
+    result = scores([(label, predicted) for (label, _), predicted in zip(rows, predictions, strict=True)])
+    return {"endpoint_config": config, "accuracy": result["accuracy"], "rows": result["rows"]}
+
+
+def write_report(transform_job: str, report: dict[str, Any]) -> str:
+    key = f"evaluation/{transform_job}.json"
+    s3.put_object(
+        Bucket=ARTIFACT_BUCKET,
+        Key=key,
+        Body=json.dumps(report, indent=2, sort_keys=True).encode("utf-8"),
+        ContentType="application/json",
+    )
+    return f"s3://{ARTIFACT_BUCKET}/{key}"
+
+
+@tracer.capture_method(capture_response=False)
+def evaluate(event: dict[str, Any]) -> dict[str, Any]:
+    predictions_uri = event["predictions_uri"]
+    names = event.get("names") or {}
+    transform_job = names.get("transform_job") or predictions_uri.rstrip("/").rsplit("/", 1)[-1]
+    bucket, keys, pairs = read_predictions(predictions_uri)
+    result = scores(pairs)
+    champion = (
+        score_champion(event["endpoint_name"], event["test_uri"]) if event.get("endpoint_name") else None
+    )
+
+    report = {
+        **result,
+        "champion": champion,
+        "transform_job": transform_job,
+        "predictions_uri": predictions_uri,
+        "prediction_objects": [f"s3://{bucket}/{key}" for key in keys],
+        "test_uri": event.get("test_uri"),
+        "endpoint_name": event.get("endpoint_name"),
+        "release": event.get("release") or {},
+        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
+    report_uri = write_report(transform_job, report)
+    predictions_url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": keys[0]}, ExpiresIn=PREDICTIONS_URL_SECONDS
+    )
+    logger.info(
+        "evaluated",
+        extra={
+            "transform_job": transform_job,
+            "accuracy": result["accuracy"],
+            "rows": result["rows"],
+            "champion_accuracy": champion and champion.get("accuracy"),
+        },
+    )
+    return {**result, "report_uri": report_uri, "predictions_url": predictions_url, "champion": champion}
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return evaluate(event)
