@@ -1,0 +1,148 @@
+"""The inference API: `POST /v1/invokeSagemakerAPI {"data": "4.5,1.3,0.3,0.3"}` → `{"result": "setosa"}`.
+
+The endpoint comes only from the environment; the body is validated before anything reaches it.
+Endpoint failures map to 502 (the model failed) or 503 (no endpoint in service), never to 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import re
+from http import HTTPStatus
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, ServiceError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
+
+ENDPOINT_NAME = os.environ["ENDPOINT_NAME"]
+N_FEATURES = int(os.environ.get("N_FEATURES", "4"))
+MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", "4096"))
+NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+EXAMPLE = '{"data": "4.5,1.3,0.3,0.3"}'
+# Errors that mean "no endpoint to talk to right now" rather than "the model failed".
+UNAVAILABLE_CODES = {
+    "ValidationException",
+    "ModelNotReadyException",
+    "ServiceUnavailable",
+    "ThrottlingException",
+}
+
+logger = Logger()
+tracer = Tracer()
+app = APIGatewayRestResolver()
+runtime = boto3.client("sagemaker-runtime")
+
+
+class ModelFailedError(ServiceError):
+    def __init__(self, msg: str):
+        super().__init__(HTTPStatus.BAD_GATEWAY, msg)
+
+
+class EndpointUnavailableError(ServiceError):
+    def __init__(self, msg: str):
+        super().__init__(HTTPStatus.SERVICE_UNAVAILABLE, msg)
+
+
+class EndpointTimeoutError(ServiceError):
+    def __init__(self, msg: str):
+        super().__init__(HTTPStatus.GATEWAY_TIMEOUT, msg)
+
+
+def body_text(body: str | None, is_base64: bool) -> str:
+    if not body:
+        raise BadRequestError(f"the request body is empty; send {EXAMPLE}")
+    raw = body.encode("utf-8", errors="surrogatepass")
+    if is_base64:
+        try:
+            raw = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequestError("the request body is not valid base64") from exc
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequestError(f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError("the request body is not UTF-8 text") from exc
+
+
+def features_from(text: str) -> str:
+    """The CSV row to send to the model, or BadRequestError saying what is wrong with the body."""
+    if not text.strip():
+        raise BadRequestError(f"the request body is empty; send {EXAMPLE}")
+    try:
+        payload: Any = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequestError(f"the request body is not JSON; send {EXAMPLE}") from exc
+    if not isinstance(payload, dict):
+        raise BadRequestError(f"the request body must be a JSON object like {EXAMPLE}")
+    extra = sorted(set(payload) - {"data"})
+    if extra:
+        raise BadRequestError(
+            f"unexpected field(s) {', '.join(map(repr, extra))[:200]}: only 'data' is accepted"
+        )
+    if "data" not in payload:
+        raise BadRequestError(f"'data' is missing; send {EXAMPLE}")
+    data = payload["data"]
+    if not isinstance(data, str):
+        raise BadRequestError(f"'data' must be a string of {N_FEATURES} comma-separated numbers")
+    fields = [field.strip() for field in data.split(",")]
+    if len(fields) != N_FEATURES:
+        raise BadRequestError(f"'data' must hold {N_FEATURES} comma-separated numbers, got {len(fields)}")
+    for position, field in enumerate(fields, start=1):
+        if not NUMBER.fullmatch(field):
+            raise BadRequestError(f"'data' value {position} is not a number")
+        if not math.isfinite(float(field)):
+            raise BadRequestError(f"'data' value {position} is not a finite number")
+    return ",".join(fields)
+
+
+@tracer.capture_method
+def predict(row: str) -> str:
+    try:
+        response = runtime.invoke_endpoint(
+            EndpointName=ENDPOINT_NAME, ContentType="text/csv", Accept="text/csv", Body=row.encode("utf-8")
+        )
+        result = response["Body"].read().decode("utf-8").strip()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        logger.warning("endpoint call failed", extra={"endpoint_name": ENDPOINT_NAME, "error_code": code})
+        if code in UNAVAILABLE_CODES:
+            raise EndpointUnavailableError("the model endpoint is not available; try again later") from exc
+        raise ModelFailedError("the model could not score this input") from exc
+    except (ReadTimeoutError, ConnectTimeoutError) as exc:
+        logger.warning("endpoint call timed out", extra={"endpoint_name": ENDPOINT_NAME})
+        raise EndpointTimeoutError("the model endpoint did not answer in time") from exc
+    except BotoCoreError as exc:
+        logger.warning(
+            "endpoint unreachable", extra={"endpoint_name": ENDPOINT_NAME, "error": type(exc).__name__}
+        )
+        raise EndpointUnavailableError("the model endpoint is not available; try again later") from exc
+    except UnicodeDecodeError as exc:
+        raise ModelFailedError("the model answered something that is not text") from exc
+    if not result:
+        raise ModelFailedError("the model answered nothing")
+    return result
+
+
+@app.post("/v1/invokeSagemakerAPI")
+def invoke() -> dict[str, str]:
+    event = app.current_event
+    row = features_from(body_text(event.body, event.is_base64_encoded))
+    result = predict(row)
+    logger.info("prediction served", extra={"endpoint_name": ENDPOINT_NAME})
+    return {"result": result}
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
