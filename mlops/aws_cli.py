@@ -1,0 +1,211 @@
+"""``mlops`` subcommands that set up a real AWS account; scripts/bootstrap runs them in order.
+
+    mlops aws-identity                        who and where the AWS credentials are (clear error if none)
+    mlops github-stack-parameters --stack S   account-wide choices for infra/github-oidc.yaml
+    mlops upload-data --stack S               the iris train/test split into the app stack's bucket
+    mlops github-settings --app-stack A --github-stack G
+                                              the repository variables the release workflow reads
+
+Also runnable as ``python -m mlops.aws_cli ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .release import ReleaseError
+
+GITHUB_OIDC_URL = "token.actions.githubusercontent.com"
+
+
+class AwsSetupError(ReleaseError):
+    """The account or the stacks are not in the state the command needs; the message says what to do."""
+
+
+def _session():
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        return boto3.session.Session()
+    except ProfileNotFound as exc:
+        raise AwsSetupError(f"{exc}: check AWS_PROFILE against ~/.aws/config") from exc
+
+
+def aws_identity(session) -> dict[str, str]:
+    from botocore.exceptions import (
+        ClientError,
+        NoCredentialsError,
+        SSOTokenLoadError,
+        TokenRetrievalError,
+        UnauthorizedSSOTokenError,
+    )
+
+    region = session.region_name
+    if not region:
+        raise AwsSetupError("no AWS region: set AWS_REGION (or a region in your AWS profile) and run again")
+    try:
+        identity = session.client("sts").get_caller_identity()
+    except (NoCredentialsError, SSOTokenLoadError, TokenRetrievalError, UnauthorizedSSOTokenError) as exc:
+        raise AwsSetupError(
+            f"not logged in to AWS ({exc}): run `aws sso login --profile NAME` and export AWS_PROFILE=NAME, "
+            "or `aws configure`, then run again"
+        ) from exc
+    except ClientError as exc:
+        raise AwsSetupError(
+            f"AWS refused the credentials ({exc.response['Error']['Code']}): log in again and run again"
+        ) from exc
+    return {"account": identity["Account"], "arn": identity["Arn"], "region": region}
+
+
+def _stack(cloudformation, name: str) -> dict[str, Any] | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    except ClientError as exc:
+        if "does not exist" in exc.response["Error"].get("Message", ""):
+            return None
+        raise
+
+
+def stack_outputs(cloudformation, name: str) -> dict[str, str]:
+    stack = _stack(cloudformation, name)
+    if stack is None:
+        raise AwsSetupError(f"stack {name} does not exist: deploy it first (scripts/bootstrap)")
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def github_stack_parameters(session, stack_name: str) -> dict[str, str]:
+    """Whether the github-oidc stack creates the account's OIDC provider and API Gateway logging role.
+
+    An existing stack keeps its earlier choice (flipping it would delete what it created); a new one creates
+    only what the account lacks.
+    """
+    stack = _stack(session.client("cloudformation"), stack_name)
+    if stack is not None:
+        previous = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+        keys = ("CreateOidcProvider", "ExistingOidcProviderArn", "CreateApiGatewayLoggingRole")
+        return {key: previous.get(key, "") for key in keys}
+    providers = session.client("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    github = next((p["Arn"] for p in providers if p["Arn"].endswith(f"/{GITHUB_OIDC_URL}")), "")
+    logging_role = session.client("apigateway").get_account().get("cloudwatchRoleArn", "")
+    return {
+        "CreateOidcProvider": "false" if github else "true",
+        "ExistingOidcProviderArn": github,
+        "CreateApiGatewayLoggingRole": "false" if logging_role else "true",
+    }
+
+
+def upload_data(session, stack_name: str, prefix: str = "data") -> str:
+    """Writes the iris split and uploads train/ and test/ under the app stack's bucket; returns the data URI."""
+    from .data import write_iris_split
+
+    bucket = stack_outputs(session.client("cloudformation"), stack_name).get("ArtifactBucketName")
+    if not bucket:
+        raise AwsSetupError(f"stack {stack_name} has no ArtifactBucketName output: is it the app stack?")
+    s3 = session.client("s3")
+    with tempfile.TemporaryDirectory() as folder:
+        train, test = write_iris_split(Path(folder))
+        for channel, path in (("train", train), ("test", test)):
+            s3.upload_file(str(path), bucket, f"{prefix}/{channel}/{path.name}")
+    return f"s3://{bucket}/{prefix}"
+
+
+def github_settings(session, app_stack: str, github_stack: str) -> dict[str, str]:
+    cloudformation = session.client("cloudformation")
+    app, access = stack_outputs(cloudformation, app_stack), stack_outputs(cloudformation, github_stack)
+    return {
+        "AWS_REGION": session.region_name,
+        "AWS_RELEASE_ROLE_ARN": access["ReleaseRoleArn"],
+        "ECR_REPOSITORY": access["ImageRepositoryName"],
+        "STATE_MACHINE_ARN": app["StateMachineArn"],
+        "DATA_URI": app["DataUri"],
+        "PROJECT_NAME": app["ProjectName"],
+    }
+
+
+# --- command line --------------------------------------------------------------------------------------
+
+
+def _print(value: Any) -> None:
+    print(json.dumps(value, sort_keys=True))
+
+
+def _identity_command(args: argparse.Namespace) -> int:
+    _print(aws_identity(_session()))
+    return 0
+
+
+def _github_stack_parameters_command(args: argparse.Namespace) -> int:
+    parameters = github_stack_parameters(_session(), args.stack)
+    if args.format == "overrides":
+        print(" ".join(f"{key}={value}" for key, value in parameters.items()))
+    else:
+        _print(parameters)
+    return 0
+
+
+def _upload_data_command(args: argparse.Namespace) -> int:
+    _print({"data_uri": upload_data(_session(), args.stack, args.prefix)})
+    return 0
+
+
+def _github_settings_command(args: argparse.Namespace) -> int:
+    settings = github_settings(_session(), args.app_stack, args.github_stack)
+    if args.format == "gh":
+        for name, value in settings.items():
+            print(f"gh variable set {name} --body '{value}'")
+    else:
+        _print(settings)
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    identity = subparsers.add_parser(
+        "aws-identity", help="print the AWS account, caller and region; exit 2 with advice when not logged in"
+    )
+    identity.set_defaults(func=_identity_command)
+
+    parameters = subparsers.add_parser(
+        "github-stack-parameters",
+        help="decide whether infra/github-oidc.yaml creates the account's OIDC provider and API Gateway role",
+    )
+    parameters.add_argument("--stack", required=True, help="the github-oidc stack's name")
+    parameters.add_argument("--format", choices=["json", "overrides"], default="json")
+    parameters.set_defaults(func=_github_stack_parameters_command)
+
+    data = subparsers.add_parser(
+        "upload-data", help="upload the iris train/test split to the app stack's bucket; prints the data URI"
+    )
+    data.add_argument("--stack", required=True, help="the app stack's name")
+    data.add_argument("--prefix", default="data", help="key prefix under the bucket (default: data)")
+    data.set_defaults(func=_upload_data_command)
+
+    settings = subparsers.add_parser(
+        "github-settings", help="the repository variables .github/workflows/release.yml reads"
+    )
+    settings.add_argument("--app-stack", required=True)
+    settings.add_argument("--github-stack", required=True)
+    settings.add_argument("--format", choices=["json", "gh"], default="json")
+    settings.set_defaults(func=_github_settings_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.splitlines()[0])
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ReleaseError as error:
+        print(f"mlops: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The account-setup commands scripts/bootstrap runs, against moto's AWS."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from mlops import aws_cli
+from mlops.aws_cli import AwsSetupError, aws_identity, github_settings, github_stack_parameters, upload_data
+
+REGION = "eu-west-1"
+
+
+def _stack(
+    name: str, outputs: dict[str, str] | None = None, parameters: dict[str, str] | None = None
+) -> None:
+    template = {
+        "Parameters": {key: {"Type": "String"} for key in parameters or {}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in (outputs or {}).items()},
+    }
+    boto3.client("cloudformation").create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
+    )
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield boto3.session.Session()
+
+
+def test_identity_names_account_and_region(aws):
+    assert aws_identity(aws) == {
+        "account": "123456789012",
+        "arn": "arn:aws:sts::123456789012:user/moto",
+        "region": REGION,
+    }
+
+
+def test_no_credentials_says_how_to_log_in(monkeypatch, tmp_path):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with pytest.raises(AwsSetupError, match=r"not logged in to AWS.*aws sso login"):
+        aws_identity(boto3.session.Session())
+
+
+def test_no_region_is_an_error_with_advice(monkeypatch, tmp_path):
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(AwsSetupError, match="set AWS_REGION"):
+        aws_identity(boto3.session.Session())
+
+
+def test_a_new_account_gets_the_provider_and_the_logging_role(aws):
+    assert github_stack_parameters(aws, "mlops-iris-github") == {
+        "CreateOidcProvider": "true",
+        "ExistingOidcProviderArn": "",
+        "CreateApiGatewayLoggingRole": "true",
+    }
+
+
+def test_an_existing_provider_is_reused(aws):
+    arn = boto3.client("iam").create_open_id_connect_provider(
+        Url="https://token.actions.githubusercontent.com",
+        ClientIDList=["sts.amazonaws.com"],
+        ThumbprintList=[],
+    )["OpenIDConnectProviderArn"]
+    parameters = github_stack_parameters(aws, "mlops-iris-github")
+    assert parameters["CreateOidcProvider"] == "false"
+    assert parameters["ExistingOidcProviderArn"] == arn
+
+
+def test_an_existing_stack_keeps_its_choices_so_nothing_it_created_is_deleted(aws):
+    boto3.client("iam").create_open_id_connect_provider(
+        Url="https://token.actions.githubusercontent.com",
+        ClientIDList=["sts.amazonaws.com"],
+        ThumbprintList=[],
+    )
+    _stack(
+        "mlops-iris-github",
+        parameters={
+            "CreateOidcProvider": "true",
+            "ExistingOidcProviderArn": "",
+            "CreateApiGatewayLoggingRole": "true",
+        },
+    )
+    assert github_stack_parameters(aws, "mlops-iris-github")["CreateOidcProvider"] == "true"
+
+
+def test_upload_data_puts_train_and_test_under_the_bucket(aws):
+    boto3.client("s3").create_bucket(
+        Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    _stack("mlops-iris-staging", outputs={"ArtifactBucketName": "artifacts"})
+    assert upload_data(aws, "mlops-iris-staging") == "s3://artifacts/data"
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="artifacts")["Contents"]]
+    assert sorted(keys) == ["data/test/test.csv", "data/train/train.csv"]
+
+
+def test_upload_data_to_a_missing_stack_says_to_deploy_it(aws):
+    with pytest.raises(AwsSetupError, match="does not exist: deploy it first"):
+        upload_data(aws, "nope")
+
+
+def test_github_settings_come_from_both_stacks(aws, capsys):
+    _stack(
+        "app",
+        outputs={"StateMachineArn": "arn:sm", "DataUri": "s3://b/data", "ProjectName": "mlops-iris"},
+    )
+    _stack("access", outputs={"ReleaseRoleArn": "arn:role", "ImageRepositoryName": "mlops-iris"})
+    assert github_settings(aws, "app", "access") == {
+        "AWS_REGION": REGION,
+        "AWS_RELEASE_ROLE_ARN": "arn:role",
+        "ECR_REPOSITORY": "mlops-iris",
+        "STATE_MACHINE_ARN": "arn:sm",
+        "DATA_URI": "s3://b/data",
+        "PROJECT_NAME": "mlops-iris",
+    }
+    assert (
+        aws_cli.main(["github-settings", "--app-stack", "app", "--github-stack", "access", "--format", "gh"])
+        == 0
+    )
+    assert "gh variable set STATE_MACHINE_ARN --body 'arn:sm'" in capsys.readouterr().out
+
+
+def test_the_command_line_exits_2_with_the_advice(aws, capsys):
+    assert aws_cli.main(["upload-data", "--stack", "nope"]) == 2
+    assert "deploy it first" in capsys.readouterr().err
