@@ -114,7 +114,7 @@ def request_approval(event: dict[str, Any], now: float) -> dict[str, str]:
     return {"approval_id": approval_id, "expires_at": expires_at}
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     return request_approval(event, now=time.time())

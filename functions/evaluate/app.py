@@ -266,7 +266,7 @@ def evaluate(event: dict[str, Any]) -> dict[str, Any]:
     return {**result, "report_uri": report_uri, "predictions_url": predictions_url, "champion": champion}
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return evaluate(event)

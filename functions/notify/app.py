@@ -197,7 +197,7 @@ def notify(event: dict[str, Any]) -> dict[str, str]:
     return {"message_id": response["MessageId"]}
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     return notify(event)
