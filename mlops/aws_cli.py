@@ -1,7 +1,8 @@
 """``mlops`` subcommands that set up a real AWS account; scripts/bootstrap runs them in order.
 
     mlops aws-identity                        who and where the AWS credentials are (clear error if none)
-    mlops github-stack-parameters --stack S   account-wide choices for infra/github-oidc.yaml
+    mlops github-stack-parameters --stack S --project P
+                                              account-wide choices for infra/github-oidc.yaml
     mlops upload-data --stack S               the iris train/test split into the app stack's bucket
     mlops github-settings --app-stack A --github-stack G
                                               the repository variables the release workflow reads
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +34,8 @@ def _session():
     from botocore.exceptions import ProfileNotFound
 
     try:
-        return boto3.session.Session()
+        # AWS_REGION wins over AWS_DEFAULT_REGION and the profile, as in the AWS CLI (botocore ignores it).
+        return boto3.session.Session(region_name=os.environ.get("AWS_REGION") or None)
     except ProfileNotFound as exc:
         raise AwsSetupError(f"{exc}: check AWS_PROFILE against ~/.aws/config") from exc
 
@@ -81,23 +84,39 @@ def stack_outputs(cloudformation, name: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
-def github_stack_parameters(session, stack_name: str) -> dict[str, str]:
-    """Whether the github-oidc stack creates the account's OIDC provider and API Gateway logging role.
+def github_stack_parameters(session, stack_name: str, project: str) -> dict[str, str]:
+    """What the github-oidc stack creates of the account-wide things: the GitHub OIDC provider, the image
+    repository, API Gateway's logging role.
 
-    An existing stack keeps its earlier choice (flipping it would delete what it created); a new one creates
-    only what the account lacks.
+    An existing stack keeps its earlier choices (flipping one would delete what it created); a new stack
+    creates only what the account lacks, so a second stage's stack shares the first one's.
     """
+    from botocore.exceptions import ClientError
+
+    keys = (
+        "CreateOidcProvider",
+        "ExistingOidcProviderArn",
+        "CreateRepository",
+        "CreateApiGatewayLoggingRole",
+    )
     stack = _stack(session.client("cloudformation"), stack_name)
     if stack is not None:
         previous = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
-        keys = ("CreateOidcProvider", "ExistingOidcProviderArn", "CreateApiGatewayLoggingRole")
-        return {key: previous.get(key, "") for key in keys}
+        return {key: previous[key] for key in keys if key in previous}
     providers = session.client("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"]
     github = next((p["Arn"] for p in providers if p["Arn"].endswith(f"/{GITHUB_OIDC_URL}")), "")
+    try:
+        session.client("ecr").describe_repositories(repositoryNames=[project])
+        repository_exists = True
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "RepositoryNotFoundException":
+            raise
+        repository_exists = False
     logging_role = session.client("apigateway").get_account().get("cloudwatchRoleArn", "")
     return {
         "CreateOidcProvider": "false" if github else "true",
         "ExistingOidcProviderArn": github,
+        "CreateRepository": "false" if repository_exists else "true",
         "CreateApiGatewayLoggingRole": "false" if logging_role else "true",
     }
 
@@ -143,9 +162,10 @@ def _identity_command(args: argparse.Namespace) -> int:
 
 
 def _github_stack_parameters_command(args: argparse.Namespace) -> int:
-    parameters = github_stack_parameters(_session(), args.stack)
+    parameters = github_stack_parameters(_session(), args.stack, args.project)
     if args.format == "overrides":
-        print(" ".join(f"{key}={value}" for key, value in parameters.items()))
+        # The SAM CLI's --parameter-overrides cannot pass an empty value; the template's default is "".
+        print(" ".join(f"{key}={value}" for key, value in parameters.items() if value))
     else:
         _print(parameters)
     return 0
@@ -174,9 +194,11 @@ def add_commands(subparsers) -> None:
 
     parameters = subparsers.add_parser(
         "github-stack-parameters",
-        help="decide whether infra/github-oidc.yaml creates the account's OIDC provider and API Gateway role",
+        help="decide which account-wide resources infra/github-oidc.yaml creates (OIDC provider, "
+        "image repository, API Gateway logging role)",
     )
     parameters.add_argument("--stack", required=True, help="the github-oidc stack's name")
+    parameters.add_argument("--project", required=True, help="ProjectName, also the image repository's name")
     parameters.add_argument("--format", choices=["json", "overrides"], default="json")
     parameters.set_defaults(func=_github_stack_parameters_command)
 

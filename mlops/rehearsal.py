@@ -67,6 +67,7 @@ class Progress:
         self.sfn, self.execution_arn, self.out = sfn, execution_arn, out
         self.states: list[str] = []
         self.durations: dict[str, float] = {}
+        self.task_errors: list[dict[str, str]] = []  # every failed attempt, retried or not
         self._seen = 0
         self._entered: dict[str, float] = {}
 
@@ -84,6 +85,11 @@ class Progress:
                 took = stamp - self._entered.get(name, stamp)
                 self.durations[name] = round(self.durations.get(name, 0.0) + took, 3)
                 self.out.write(f"  ✓ {name} ({took:.2f} s)\n")
+            elif kind == "TaskFailed":
+                error = event["taskFailedEventDetails"].get("error", "")
+                state = self.states[-1] if self.states else ""
+                self.task_errors.append({"state": state, "error": error})
+                self.out.write(f"  ✗ {state}: {error}\n")
             self.out.flush()
         self._seen = len(events)
 
@@ -204,6 +210,7 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
         "execution_name": release.execution_name,
         "states": progress.states,
         "durations": progress.durations,
+        "task_errors": progress.task_errors,
         "seconds": round(time.monotonic() - started, 3),
     }
     if status == "SUCCEEDED":
@@ -293,6 +300,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         "state_machine_arn": stack.state_machine_arn,
         "runner": stack.runner.name,
         "durations": last["durations"],
+        "task_errors": last["task_errors"],
         "seconds": last["seconds"],
     }
     if last["status"] == "SUCCEEDED":

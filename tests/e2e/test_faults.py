@@ -1,0 +1,155 @@
+"""The fault matrix: whatever goes wrong, the release says which stage failed and why, mails it, and keeps
+earlier artifacts and the serving model. Each case runs the real pipeline through ``mlops rehearse``."""
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mlops.local.outbox import read_message
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+
+def _mails(tmp_path: Path) -> list[tuple[str, str]]:
+    result = []
+    for path in sorted((tmp_path / "work" / "outbox").glob("*.eml")):
+        message = read_message(path)
+        body = message.get_body(preferencelist=("plain",))
+        result.append((str(message["Subject"]), body.get_content() if body else ""))
+    return result
+
+
+def _failure_mail(tmp_path: Path) -> tuple[str, str]:
+    failed = [m for m in _mails(tmp_path) if "failed" in m[0].lower()]
+    assert failed, _mails(tmp_path)
+    return failed[-1]
+
+
+def test_invalid_hyperparameter_fails_at_training_naming_it(rehearse, tmp_path):
+    code, summary, _ = rehearse("--hyperparameters", "max_depth=-3")
+    assert code == 1
+    assert (summary["failed_state"], summary["error"]) == ("Train", "SageMaker.JobFailed")
+    assert "max_depth" in summary["cause"] and "-3" in summary["cause"]
+    subject, body = _failure_mail(tmp_path)
+    assert "training" in subject.lower() and "max_depth" in body
+
+
+def test_training_crash_says_the_process_died(rehearse, tmp_path):
+    code, summary, _ = rehearse("--fault", "train-crash")
+    assert code == 1 and summary["failed_state"] == "Train"
+    assert "code 137" in summary["cause"]
+    assert "training" in _failure_mail(tmp_path)[0].lower()
+
+
+def test_missing_training_data_fails_at_training(rehearse, tmp_path):
+    code, summary, _ = rehearse("--fault", "no-training-data")
+    assert code == 1 and summary["failed_state"] == "Train"
+    assert "training" in summary["cause"].lower()
+    assert "data/test/test.csv" in summary["artifacts"]  # nothing the user uploaded is lost
+
+
+def test_malformed_held_out_row_names_object_and_line_and_keeps_the_model(rehearse, tmp_path):
+    code, summary, _ = rehearse("--fault", "malformed-test-data")
+    assert code == 1 and summary["failed_state"] == "BatchTransform"
+    assert "test.csv" in summary["cause"] and "7" in summary["cause"]
+    assert any(k.endswith("output/model.tar.gz") for k in summary["artifacts"])
+    assert "batch" in _failure_mail(tmp_path)[0].lower() or "transform" in _failure_mail(tmp_path)[0].lower()
+
+
+def test_quality_gate_stops_before_anyone_is_asked(rehearse, tmp_path):
+    code, summary, _ = rehearse("--parameter", "MinAccuracy=1.01")
+    assert code == 1 and summary["failed_state"] == "QualityGate"
+    assert summary["error"] == "QualityGateFailed"
+    assert "0.9" in summary["cause"] and "1.01" in summary["cause"]
+    assert not any("approve" in subject.lower() for subject, _ in _mails(tmp_path))
+    assert "RequestApproval" not in summary["states"]
+    assert any(k.endswith(".out") for k in summary["artifacts"])
+
+
+def test_nobody_deciding_in_time_ends_with_states_timeout(rehearse, tmp_path):
+    code, summary, _ = rehearse("--approve", "manual", "--parameter", "ApprovalTimeoutSeconds=3")
+    assert code == 1 and summary["failed_state"] == "RequestApproval"
+    assert summary["error"] == "States.Timeout"
+    assert summary["live_endpoints"] == []
+    assert "approval" in _failure_mail(tmp_path)[0].lower()
+
+
+def test_endpoint_that_cannot_start_fails_the_first_release_clearly(rehearse, tmp_path):
+    code, summary, _ = rehearse("--fault", "serve-crash")
+    assert code == 1 and summary["failed_state"] == "EndpointStatus"
+    assert summary["error"] == "EndpointFailed"
+    assert "injected fault: serve-crash" in summary["cause"]
+    assert any(k.endswith(".out") for k in summary["artifacts"])
+
+
+def test_release_whose_model_cannot_serve_rolls_back_and_the_previous_keeps_serving(rehearse, tmp_path):
+    code, summary, _ = rehearse("--releases", "2", "--fault", "serve-crash@2")
+    first, second = summary["releases"]
+    assert code == 1
+    assert first["status"] == "SUCCEEDED" and second["status"] == "FAILED"
+    assert second["error"] == "DeploymentRolledBack"
+    assert first["names"]["endpoint_config"] in second["cause"]
+    assert summary["live_endpoints"] == ["mlops-iris-staging"]
+    request = urllib.request.Request(
+        summary["api_url"] + "/v1/invokeSagemakerAPI",
+        method="POST",
+        data=b'{"data":"4.5,1.3,0.3,0.3"}',
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(OSError):  # the rehearsal has stopped; the record is in the summary instead
+        urllib.request.urlopen(request, timeout=5)
+    assert summary["left_over"] == []
+    assert "rolled back" in _failure_mail(tmp_path)[1].lower()
+
+
+def test_throttled_sagemaker_call_is_retried_and_the_release_succeeds(rehearse):
+    code, summary, _ = rehearse("--fault", "throttle")
+    assert code == 0 and summary["status"] == "SUCCEEDED"
+    assert {"state": "CreateModel", "error": "SageMaker.ThrottlingException"} in summary["task_errors"]
+
+
+def test_same_execution_name_twice_is_refused_with_advice(rehearse, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlops",
+            "rehearse",
+            "--releases",
+            "2",
+            "--fault",
+            "duplicate-execution@2",
+            "--work-dir",
+            str(tmp_path / "dup"),
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "already exists" in done.stderr and "--attempt" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_two_releases_update_one_endpoint_and_leave_nothing_over(rehearse):
+    code, summary, _ = rehearse("--releases", "2")
+    assert code == 0
+    first, second = summary["releases"]
+    assert (first["endpoint_action"], second["endpoint_action"]) == ("create", "update")
+    assert summary["live_endpoints"] == ["mlops-iris-staging"]
+    assert second["rollback_config"] == first["names"]["endpoint_config"]
+    assert second["evaluation"]["champion"]["endpoint_config"] == first["names"]["endpoint_config"]
+    assert summary["left_over"] == []
+    assert summary["prediction"] == {"result": "setosa"}
+    json.dumps(summary)

@@ -1,0 +1,114 @@
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from conftest import load_function
+
+ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+
+
+@pytest.fixture
+def cleanup(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("PROJECT_NAME", "mlops-iris")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    with mock_aws():
+        yield load_function("cleanup/app.py"), boto3.client("sagemaker", region_name="us-east-1")
+
+
+def _release(sm, n: int) -> dict[str, str]:
+    names = {"model": f"mlops-iris-r{n}-model", "endpoint_config": f"mlops-iris-r{n}-config"}
+    sm.create_model(
+        ModelName=names["model"],
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=names["endpoint_config"],
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": names["model"],
+                "InstanceType": "ml.t2.medium",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    time.sleep(0.01)  # creation times must differ
+    return names
+
+
+def _names(sm) -> tuple[set[str], set[str]]:
+    return (
+        {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]},
+        {m["ModelName"] for m in sm.list_models()["Models"]},
+    )
+
+
+def test_success_keeps_live_and_rollback_and_deletes_older_releases(cleanup):
+    fn, sm = cleanup
+    r1, r2, r3 = (_release(sm, n) for n in (1, 2, 3))
+    sm.create_endpoint(EndpointName="mlops-iris-staging", EndpointConfigName=r3["endpoint_config"])
+    sm.create_model(
+        ModelName="other-team-model",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/x"},
+    )
+
+    result = fn.clean_up(
+        {
+            "endpoint_name": "mlops-iris-staging",
+            "names": r3,
+            "outcome": "succeeded",
+            "previous_config": r2["endpoint_config"],
+        }
+    )
+
+    configs, models = _names(sm)
+    assert configs == {r2["endpoint_config"], r3["endpoint_config"]}
+    assert models == {r2["model"], r3["model"], "other-team-model"}
+    assert sorted(result["deleted"]) == sorted([r1["endpoint_config"], r1["model"]])
+
+
+def test_failed_release_removes_only_its_own_unused_resources(cleanup):
+    fn, sm = cleanup
+    live, failed = _release(sm, 1), _release(sm, 2)
+    sm.create_endpoint(EndpointName="mlops-iris-staging", EndpointConfigName=live["endpoint_config"])
+
+    fn.clean_up(
+        {"endpoint_name": "mlops-iris-staging", "names": failed, "outcome": "failed", "previous_config": None}
+    )
+
+    assert _names(sm) == ({live["endpoint_config"]}, {live["model"]})
+
+
+def test_failed_first_release_without_endpoint_config_is_fine(cleanup):
+    fn, sm = cleanup
+    sm.create_model(
+        ModelName="mlops-iris-r1-model",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
+    )
+    result = fn.clean_up(
+        {
+            "endpoint_name": "mlops-iris-staging",
+            "outcome": "failed",
+            "names": {"model": "mlops-iris-r1-model", "endpoint_config": "mlops-iris-r1-config"},
+        }
+    )
+    assert result["deleted"] == ["mlops-iris-r1-model"]
+    assert _names(sm) == (set(), set())
+
+
+def test_a_newer_concurrent_release_is_not_touched(cleanup):
+    fn, sm = cleanup
+    r1 = _release(sm, 1)
+    sm.create_endpoint(EndpointName="mlops-iris-staging", EndpointConfigName=r1["endpoint_config"])
+    newer = _release(sm, 2)
+    fn.clean_up(
+        {"endpoint_name": "mlops-iris-staging", "names": r1, "outcome": "succeeded", "previous_config": None}
+    )
+    configs, models = _names(sm)
+    assert newer["endpoint_config"] in configs and newer["model"] in models
