@@ -1,7 +1,8 @@
 """`serve`: the inference server SageMaker starts for endpoints and batch transform.
 
 `create_app()` is a Flask app factory; `main()` hands it to gunicorn (`mlmodel.serve:create_app()`), so each
-worker loads the model once. Bad input is always a JSON 4xx that says what to fix, never a 500.
+worker loads the model once. POST /invocations is answered in front of Flask (see `invocations`); bad input
+is always a JSON 4xx that says what to fix, never a 500.
 """
 
 from __future__ import annotations
@@ -12,21 +13,12 @@ import os
 import sys
 from pathlib import Path
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from mlmodel import contract
+from mlmodel.invocations import Invocations
 from mlmodel.model import TreeModel
-from mlmodel.payload import (
-    CSV,
-    JSON,
-    InvalidPayload,
-    format_csv,
-    format_json,
-    is_csv,
-    parse_rows,
-    response_type,
-)
 
 log = logging.getLogger("mlmodel.serve")
 APP = "mlmodel.serve:create_app()"
@@ -37,7 +29,7 @@ HEARTBEAT_DIR = "/dev/shm"  # noqa: S108
 
 
 def _json(status: int, payload: dict) -> Response:
-    return Response(json.dumps(payload), status=status, mimetype=JSON)
+    return Response(json.dumps(payload), status=status, mimetype="application/json")
 
 
 def _error(status: int, message: str, **details: object) -> Response:
@@ -51,7 +43,8 @@ def create_app(model_dir: str | Path | None = None) -> Flask:
         )
     model_dir = Path(model_dir) if model_dir else contract.Paths.from_env().model_dir
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = contract.MAX_PAYLOAD_MB * 1024 * 1024
+    max_bytes = contract.MAX_PAYLOAD_MB * 2**20
+    app.config["MAX_CONTENT_LENGTH"] = max_bytes
     try:
         workers = contract.server_workers()
     except ValueError:
@@ -83,34 +76,11 @@ def create_app(model_dir: str | Path | None = None) -> Flask:
             },
         )
 
-    @app.post("/invocations")
-    def invocations() -> Response:
-        if model is None:
-            return _error(503, unavailable)
-        content_type = request.headers.get("Content-Type")
-        if not is_csv(content_type):
-            return _error(
-                415,
-                f"unsupported Content-Type {content_type!r}: send text/csv, {model.n_features} numbers a row",
-            )
-        accept = request.headers.get("Accept")
-        out_type = response_type(accept)
-        if out_type is None:
-            return _error(406, f"cannot answer with Accept {accept!r}: ask for text/csv or application/json")
-        try:
-            rows = parse_rows(request.get_data(cache=False), model.n_features)
-        except InvalidPayload as error:
-            return _error(400, str(error), **({"row": error.row} if error.row else {}))
-        single = rows.shape[0] == 1
-        indices = [model.predict_one(rows[0].tolist())] if single else model.predict_indices(rows)
-        if out_type == CSV:
-            return Response(format_csv(model.label_bytes(indices)), status=200, mimetype=CSV)
-        return Response(format_json([model.labels[i] for i in indices]), status=200, mimetype=JSON)
-
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         return _error(error.code or 500, error.description or error.name)
 
+    app.wsgi_app = Invocations(model, unavailable, max_bytes, app.wsgi_app)
     return app
 
 

@@ -1,5 +1,6 @@
 """The inference app in-process through Flask's test client; the real gunicorn server is in integration."""
 
+import io
 import itertools
 import json
 
@@ -9,6 +10,7 @@ from mlmodel.contract import MODEL_FILE, WORKERS_ENV
 from mlmodel.serve import create_app, gunicorn_argv
 from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
+from werkzeug.test import EnvironBuilder
 
 CSV = {"Content-Type": "text/csv"}
 
@@ -134,3 +136,33 @@ def test_gunicorn_serves_the_app_factory_with_the_contract_settings():
     assert pairs["--bind"] == "0.0.0.0:9000"
     assert (pairs["--workers"], pairs["--timeout"], pairs["--worker-class"]) == ("3", "45", "sync")
     assert "--no-control-socket" in argv
+
+
+def test_get_on_invocations_is_405_allowing_post(client):
+    response = client.get("/invocations")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+
+
+def test_body_without_a_length_is_read_up_to_the_limit(model_dir):
+    # As with chunked transfer encoding: no Content-Length, the body ends where the stream does.
+    app = create_app(model_dir)
+
+    def post(rows: int) -> tuple[str, bytes]:
+        environ = EnvironBuilder(method="POST", path="/invocations", headers=CSV).get_environ()
+        environ.pop("CONTENT_LENGTH", None)
+        environ["wsgi.input"] = io.BytesIO(b"4.5,1.3,0.3,0.3\n" * rows)
+        status = []
+        body = b"".join(app(environ, lambda code, headers: status.append(code)))
+        return status[0], body
+
+    assert post(3) == ("200 OK", b"setosa\nsetosa\nsetosa")
+    status, body = post(400_000)
+    assert status == "413 Request Entity Too Large"
+    assert "fewer rows" in json.loads(body)["error"]
+
+
+def test_csv_answers_declare_utf8(client):
+    response = client.post("/invocations", data=b"4.5,1.3,0.3,0.3", headers=CSV)
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.headers["Content-Length"] == "6"
