@@ -71,12 +71,18 @@ def test_no_region_is_an_error_with_advice(monkeypatch, tmp_path):
         aws_identity(boto3.session.Session())
 
 
-def test_a_new_account_gets_the_provider_and_the_logging_role(aws):
-    assert github_stack_parameters(aws, "mlops-iris-github") == {
+def test_a_new_account_gets_the_provider_the_repository_and_the_logging_role(aws):
+    assert github_stack_parameters(aws, "mlops-iris-github", "mlops-iris") == {
         "CreateOidcProvider": "true",
         "ExistingOidcProviderArn": "",
+        "CreateRepository": "true",
         "CreateApiGatewayLoggingRole": "true",
     }
+
+
+def test_a_second_stage_shares_the_repository(aws):
+    boto3.client("ecr").create_repository(repositoryName="mlops-iris")
+    assert github_stack_parameters(aws, "mlops-iris-prod-github", "mlops-iris")["CreateRepository"] == "false"
 
 
 def test_an_existing_provider_is_reused(aws):
@@ -85,7 +91,7 @@ def test_an_existing_provider_is_reused(aws):
         ClientIDList=["sts.amazonaws.com"],
         ThumbprintList=[],
     )["OpenIDConnectProviderArn"]
-    parameters = github_stack_parameters(aws, "mlops-iris-github")
+    parameters = github_stack_parameters(aws, "mlops-iris-github", "mlops-iris")
     assert parameters["CreateOidcProvider"] == "false"
     assert parameters["ExistingOidcProviderArn"] == arn
 
@@ -104,7 +110,29 @@ def test_an_existing_stack_keeps_its_choices_so_nothing_it_created_is_deleted(aw
             "CreateApiGatewayLoggingRole": "true",
         },
     )
-    assert github_stack_parameters(aws, "mlops-iris-github")["CreateOidcProvider"] == "true"
+    assert github_stack_parameters(aws, "mlops-iris-github", "mlops-iris")["CreateOidcProvider"] == "true"
+
+
+def test_overrides_leave_out_empty_values(aws, capsys):
+    assert (
+        aws_cli.main(
+            [
+                "github-stack-parameters",
+                "--stack",
+                "mlops-iris-github",
+                "--project",
+                "mlops-iris",
+                "--format",
+                "overrides",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.split() == [
+        "CreateOidcProvider=true",
+        "CreateRepository=true",
+        "CreateApiGatewayLoggingRole=true",
+    ]
 
 
 def test_upload_data_puts_train_and_test_under_the_bucket(aws):
