@@ -68,10 +68,11 @@ def test_quality_gate_stops_before_anyone_is_asked(rehearse, tmp_path):
     assert any(k.endswith(".out") for k in summary["artifacts"])
 
 
-def test_nobody_deciding_in_time_ends_with_states_timeout(rehearse, tmp_path):
+def test_nobody_deciding_in_time_ends_with_approval_timed_out(rehearse, tmp_path):
     code, summary, _ = rehearse("--approve", "manual", "--parameter", "ApprovalTimeoutSeconds=3")
     assert code == 1 and summary["failed_state"] == "RequestApproval"
-    assert summary["error"] == "States.Timeout"
+    assert summary["error"] == "ApprovalTimedOut"
+    assert "no decision within 3 seconds" in summary["cause"]
     assert summary["live_endpoints"] == []
     assert "approval" in _failure_mail(tmp_path)[0].lower()
 

@@ -2,9 +2,8 @@ import time
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from conftest import load_function
+from moto import mock_aws
 
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 

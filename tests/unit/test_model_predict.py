@@ -83,3 +83,11 @@ def test_load_refuses_something_other_than_a_fitted_tree(tmp_path):
 def test_load_of_a_missing_model_fails(tmp_path):
     with pytest.raises(FileNotFoundError):
         TreeModel.load(tmp_path)
+
+
+def test_load_warns_when_scikit_learn_differs_from_training(tmp_path, caplog):
+    estimator = DecisionTreeClassifier(random_state=0).fit(IRIS.data, IRIS_LABELS)
+    joblib.dump(estimator, tmp_path / MODEL_FILE)
+    (tmp_path / METADATA_FILE).write_text(json.dumps({"versions": {"scikit-learn": "0.1"}}))
+    TreeModel.load(tmp_path)
+    assert "trained with scikit-learn 0.1" in caplog.text
