@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
@@ -73,9 +74,13 @@ def click(url: str, approver: str, reason: str) -> tuple[int, str]:
     """GET the confirmation page, then submit its form as the person would. Returns the final status and page."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         raise ValueError("approval links must be http(s)")
-    with urllib.request.urlopen(url, timeout=30) as page:  # noqa: S310 - scheme checked above
-        parser = _Links()
-        parser.feed(page.read().decode())
+    try:
+        with urllib.request.urlopen(url, timeout=30) as page:  # noqa: S310 - scheme checked above
+            html = page.read().decode()
+    except urllib.error.HTTPError as error:  # expired, forged or already decided: the page says which
+        return error.code, error.read().decode()
+    parser = _Links()
+    parser.feed(html)
     fields = dict(parser.inputs)
     for name in fields:
         if "approver" in name or name == "name":
