@@ -14,6 +14,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import sklearn
 from sklearn.tree import DecisionTreeClassifier
 
 from mlmodel.contract import METADATA_FILE, MODEL_FILE
@@ -47,6 +48,13 @@ class TreeModel:
             raise TypeError(f"{MODEL_FILE} predicts {estimator.n_outputs_} outputs; the server handles one")
         metadata_file = Path(model_dir) / METADATA_FILE
         metadata = json.loads(metadata_file.read_text()) if metadata_file.is_file() else {}
+        trained_with = metadata.get("versions", {}).get("scikit-learn")
+        if trained_with and trained_with != sklearn.__version__:
+            log.warning(
+                "the model was trained with scikit-learn %s; serving with %s",
+                trained_with,
+                sklearn.__version__,
+            )
         return cls(estimator, metadata)
 
     def predict_indices(self, rows: np.ndarray) -> np.ndarray:
