@@ -32,21 +32,27 @@ def _post(url: str, body: bytes) -> tuple[int, dict]:
 
 def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlops", "rehearse", "--serve", "--work-dir", str(tmp_path / "work")],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    stderr_path = tmp_path / "stderr.txt"
+    with stderr_path.open("w") as stderr_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlops", "rehearse", "--serve", "--work-dir", str(tmp_path / "work")],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            text=True,
+        )
+
+    def stderr_so_far() -> str:
+        return stderr_path.read_text(errors="replace")
+
     try:
-        summary = None
+        summary, summary_line = None, ""
         for line in process.stdout:
             if line.startswith("{"):
-                summary = json.loads(line)
+                summary, summary_line = json.loads(line), line
                 break
-        assert summary is not None, process.stderr.read()
+        assert summary is not None, stderr_so_far()
         assert summary["status"] == "SUCCEEDED"
         assert summary["prediction"] == {"result": "setosa"}
         assert summary["states"][:3] == ["Configure", "Train", "CreateModel"]
@@ -75,6 +81,22 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
         )
         assert answer["Body"].read().decode().strip() == "setosa"
 
+        # Nothing a decision can be forged with ever reaches a log or the CLI's output.
+        secret = session.client("secretsmanager", **local).list_secrets()["SecretList"][0]["ARN"]
+        signing_key = session.client("secretsmanager", **local).get_secret_value(SecretId=secret)[
+            "SecretString"
+        ]
+        table = session.client("dynamodb", **local).list_tables()["TableNames"][0]
+        items = session.client("dynamodb", **local).scan(TableName=table)["Items"]
+        tokens = [item["task_token"]["S"] for item in items]
+        assert tokens and all(len(t) > 20 for t in tokens)
+        work = tmp_path / "work"
+        logs = "".join(p.read_text(errors="replace") for p in work.rglob("*.log"))
+        logs += summary_line + stderr_so_far()
+        for secret_value in [signing_key, *tokens]:
+            assert secret_value not in logs
+        assert "approval?d=" not in logs
+
         subjects = [
             str(read_message(p)["Subject"]) for p in sorted((tmp_path / "work" / "outbox").glob("*.eml"))
         ]
@@ -83,7 +105,7 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
-        assert code == 0, process.stderr.read()[-3000:]
+        assert code == 0, stderr_so_far()[-3000:]
 
 
 def test_reject_ends_failed_at_the_approval_and_creates_no_endpoint(rehearse, tmp_path):
