@@ -8,6 +8,7 @@ import joblib
 import pytest
 from mlmodel.contract import MODEL_FILE, WORKERS_ENV
 from mlmodel.serve import create_app, gunicorn_argv
+from mlmodel.serve import main as serve_main
 from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 from werkzeug.test import EnvironBuilder
@@ -166,3 +167,9 @@ def test_csv_answers_declare_utf8(client):
     response = client.post("/invocations", data=b"4.5,1.3,0.3,0.3", headers=CSV)
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.headers["Content-Length"] == "6"
+
+
+def test_serve_refuses_an_invalid_port_setting_with_exit_1(monkeypatch, capsys):
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "http")
+    assert serve_main() == 1
+    assert "SAGEMAKER_BIND_TO_PORT='http' is invalid" in capsys.readouterr().err

@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import pytest
+from mlmodel import contract
+from mlmodel.contract import Paths
+
+
+def test_paths_follow_sagemakers_layout():
+    paths = Paths(Path("/opt/ml"))
+    assert str(paths.hyperparameters_file) == "/opt/ml/input/config/hyperparameters.json"
+    assert str(paths.input_data_config_file) == "/opt/ml/input/config/inputdataconfig.json"
+    assert str(paths.resource_config_file) == "/opt/ml/input/config/resourceconfig.json"
+    assert str(paths.channel_dir("training")) == "/opt/ml/input/data/training"
+    assert str(paths.model_dir) == "/opt/ml/model"
+    assert str(paths.output_dir) == "/opt/ml/output"
+    assert str(paths.failure_file) == "/opt/ml/output/failure"
+    assert str(paths.output_data_dir) == "/opt/ml/output/data"
+
+
+def test_base_dir_comes_from_the_environment_with_sagemakers_default():
+    assert Paths.from_env({}).base == Path("/opt/ml")
+    assert Paths.from_env({contract.BASE_DIR_ENV: "/tmp/job"}).base == Path("/tmp/job")
+
+
+def test_server_settings_have_sagemaker_defaults():
+    assert contract.server_port({}) == 8080
+    assert contract.server_timeout({}) == 60
+    assert contract.server_workers({}) == contract.available_cpus() >= 1
+
+
+def test_server_settings_come_from_the_environment():
+    env = {contract.PORT_ENV: "9001", contract.WORKERS_ENV: "3", contract.TIMEOUT_ENV: "5"}
+    assert (contract.server_port(env), contract.server_workers(env), contract.server_timeout(env)) == (
+        9001,
+        3,
+        5,
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "eight", "1.5"])
+def test_invalid_server_setting_names_the_variable(value):
+    with pytest.raises(ValueError, match=f"{contract.WORKERS_ENV}='{value}' is invalid"):
+        contract.server_workers({contract.WORKERS_ENV: value})
+
+
+def test_exit_codes_separate_user_errors_from_unexpected_ones():
+    assert (contract.EXIT_OK, contract.EXIT_USER_ERROR, contract.EXIT_UNEXPECTED) == (0, 1, 2)
