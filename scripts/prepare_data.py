@@ -9,6 +9,8 @@ The label column holds the class name (`setosa`, ...), the four features follow:
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 SEED = 20240521
@@ -36,6 +38,17 @@ def write_iris_split(out_dir: str | Path, test_size: float = 0.2, seed: int = SE
     return paths
 
 
+def _use_project_venv() -> None:
+    """Run again with the project's .venv when this interpreter lacks scikit-learn."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        venv_python = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
+        if venv_python.is_file() and Path(sys.executable) != venv_python:
+            os.execv(venv_python, [str(venv_python), *sys.argv])  # noqa: S606 - fixed argv, no shell
+        sys.exit("error: scikit-learn is not installed: run scripts/test once, or pip install -e '.[model]'")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -54,4 +67,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    _use_project_venv()
     raise SystemExit(main())
