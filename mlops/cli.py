@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .aws_cli import add_commands as add_aws_commands
 from .names import InvalidNameError
 from .release import ReleaseError, parse_hyperparameters
 
@@ -188,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     image_exists.add_argument("repository")
     image_exists.add_argument("tag")
     image_exists.set_defaults(func=_image_exists)
+
+    add_aws_commands(commands)
 
     diagram = commands.add_parser("diagram", help="print a mermaid diagram of a state machine definition")
     diagram.add_argument(

@@ -22,6 +22,7 @@ DEFAULT_TIMEOUT_SECONDS = 60
 TRAINING_CHANNEL = "training"
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+TREE_FILE = "tree.npz"  # the fitted tree as arrays: what serve loads, without importing scikit-learn
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1  # bad hyperparameter, missing or malformed data: the caller can fix it

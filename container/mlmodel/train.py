@@ -33,6 +33,7 @@ from mlmodel.contract import (
 )
 from mlmodel.dataset import DataError, LabelledData, load_channel
 from mlmodel.hyperparameters import parse_hyperparameters
+from mlmodel.model import TreeModel
 
 log = logging.getLogger("mlmodel.train")
 VALIDATION_CHANNEL = "validation"
@@ -137,6 +138,7 @@ def train(paths: Paths) -> dict[str, Any]:
     }
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, paths.model_dir / MODEL_FILE)
+    TreeModel(model).save_tree(paths.model_dir)
     (paths.model_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     log.info("wrote %s and %s to %s", MODEL_FILE, METADATA_FILE, paths.model_dir)
     return metadata

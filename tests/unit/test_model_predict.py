@@ -91,3 +91,38 @@ def test_load_warns_when_scikit_learn_differs_from_training(tmp_path, caplog):
     (tmp_path / METADATA_FILE).write_text(json.dumps({"versions": {"scikit-learn": "0.1"}}))
     TreeModel.load(tmp_path)
     assert "trained with scikit-learn 0.1" in caplog.text
+
+
+def test_tree_file_model_predicts_exactly_as_sklearn_around_every_threshold(tmp_path):
+    estimator = DecisionTreeClassifier(random_state=0).fit(IRIS.data, IRIS_LABELS)
+    TreeModel(estimator).save_tree(tmp_path)
+    loaded = TreeModel.load(tmp_path)
+    assert loaded.estimator is None  # served from the arrays alone
+    tree = estimator.tree_
+    rng = np.random.default_rng(0)
+    rows = np.vstack([IRIS.data, rng.uniform(0, 8, size=(5000, 4))])
+    for node in np.flatnonzero(tree.children_left != -1):  # on, just below and just above each split
+        for delta in (0.0, -1e-6, 1e-6):
+            row = IRIS.data.mean(axis=0)
+            row[tree.feature[node]] = tree.threshold[node] + delta
+            rows = np.vstack([rows, row])
+    expected = estimator.predict(rows).tolist()
+    assert [loaded.labels[i] for i in loaded.predict_indices(rows)] == expected
+    assert [loaded.labels[loaded.predict_one(r.tolist())] for r in rows[:300]] == expected[:300]
+
+
+def test_serving_from_the_tree_file_does_not_import_sklearn(tmp_path):
+    import subprocess
+    import sys
+
+    estimator = DecisionTreeClassifier(random_state=0).fit(IRIS.data, IRIS_LABELS)
+    TreeModel(estimator).save_tree(tmp_path)
+    probe = (
+        "import sys; from mlmodel.model import TreeModel; m = TreeModel.load(sys.argv[1]); "
+        "import numpy as np; print(m.labels[m.predict_indices(np.array([[4.5, 1.3, 0.3, 0.3]]))[0]]); "
+        "print('sklearn' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["setosa", "False"]
