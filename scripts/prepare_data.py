@@ -13,43 +13,25 @@ import os
 import sys
 from pathlib import Path
 
-SEED = 20240521
-
-
-def write_iris_split(out_dir: str | Path, test_size: float = 0.2, seed: int = SEED) -> tuple[Path, Path]:
-    """Write train.csv and test.csv into `out_dir` and return their paths."""
-    from sklearn.datasets import load_iris
-    from sklearn.model_selection import train_test_split
-
-    iris = load_iris()
-    labels = iris.target_names[iris.target]
-    train_x, test_x, train_y, test_y = train_test_split(
-        iris.data, labels, test_size=test_size, random_state=seed, stratify=labels
-    )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = (out / "train.csv", out / "test.csv")
-    for path, features, names in ((paths[0], train_x, train_y), (paths[1], test_x, test_y)):
-        lines = (
-            ",".join([str(name), *(f"{value:g}" for value in row)])
-            for name, row in zip(names, features, strict=True)
-        )
-        path.write_text("\n".join(lines) + "\n")
-    return paths
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _use_project_venv() -> None:
-    """Run again with the project's .venv when this interpreter lacks scikit-learn."""
+    """Run again with the project's .venv when this interpreter lacks the project."""
     try:
-        import sklearn  # noqa: F401
+        import sklearn  # noqa: F401 - the iris data ships inside it
+
+        import mlops.data  # noqa: F401
     except ImportError:
-        venv_python = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
+        venv_python = ROOT / ".venv" / "bin" / "python"
         if venv_python.is_file() and Path(sys.executable) != venv_python:
             os.execv(venv_python, [str(venv_python), *sys.argv])  # noqa: S606 - fixed argv, no shell
         sys.exit("error: scikit-learn is not installed: run scripts/test once, or pip install -e '.[model]'")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mlops.data import SEED, write_iris_split
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -64,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         rows = sum(1 for _ in path.open())
         print(f"wrote {path} ({rows} rows)")
     return 0
+
+
+def write_iris_split(out_dir: str | Path, *args, **kwargs) -> tuple[Path, Path]:
+    from mlops.data import write_iris_split as write
+
+    return write(out_dir, *args, **kwargs)
 
 
 if __name__ == "__main__":
