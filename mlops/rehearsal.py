@@ -145,6 +145,13 @@ def _approve_in_background(
 ) -> threading.Thread:
     def act() -> None:
         try:
+            decide()
+        except Exception as error:  # the release then waits until its timeout; say why
+            out.write(f"  ✉ could not act on the approval mail: {error}\n")
+            out.flush()
+
+    def decide() -> None:
+        try:
             mail, links = approver.wait_for_approval_mail(
                 stack.outbox.folder, options.timeout, stop=done.is_set, skip=since
             )
@@ -229,27 +236,36 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
     return result
 
 
-def curl_prediction(api_url: str) -> tuple[str, object]:
-    command = [
-        "curl",
-        "-sS",
-        "-X",
-        "POST",
-        f"{api_url}/v1/invokeSagemakerAPI",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        SAMPLE,
-    ]
-    printable = shlex.join(command)
+def curl_command(stack: LocalStack, body: str = SAMPLE) -> str:
+    """The exact command a person pastes; the API key is read from its file, never printed."""
+    command = shlex.join(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            f"{stack.api_url}/v1/invokeSagemakerAPI",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ]
+    )
+    if stack.api_key_file:
+        command += f' -H "x-api-key: $(cat {shlex.quote(str(stack.api_key_file))})"'
+    return command
+
+
+def curl_prediction(stack: LocalStack) -> tuple[str, object]:
+    command = curl_command(stack)
     if shutil.which("curl") is None:
-        return printable, "curl is not installed"
-    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        return command, "curl is not installed"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, check=False)
     answer = (done.stdout or done.stderr).strip()
     try:
-        return printable, json.loads(answer)
+        return command, json.loads(answer)
     except json.JSONDecodeError:
-        return printable, answer
+        return command, answer
 
 
 def upload_data(stack: LocalStack, faults: set[str]) -> None:
@@ -304,7 +320,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         "seconds": last["seconds"],
     }
     if last["status"] == "SUCCEEDED":
-        summary["curl"], summary["prediction"] = curl_prediction(stack.api_url)
+        summary["curl"], summary["prediction"] = curl_prediction(stack)
     else:
         summary.update({k: last.get(k) for k in ("failed_state", "error", "cause")})
         summary["curl"], summary["prediction"] = None, None

@@ -23,10 +23,17 @@ def _json(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
 
 
 class Gateway:
-    def __init__(self, functions: LocalFunctions, api_keys: dict[str, str] | None = None):
-        """``api_keys`` maps a function to the key its routes require (API Gateway's ApiKeyRequired)."""
+    def __init__(
+        self,
+        functions: LocalFunctions,
+        security: dict[tuple[str, str], set[str]] | None = None,
+        api_key: str | None = None,
+    ):
+        """``security`` maps (METHOD, path) to the schemes the template requires there: ``api_key`` (the
+        ``x-api-key`` header must hold ``api_key``) or ``sigv4`` (a SigV4 Authorization header)."""
         self.functions = functions
-        self.api_keys = api_keys or {}
+        self.security = security or {}
+        self.api_key = api_key
         self.routes: dict[tuple[str, str], str] = {}
         for logical, spec in functions.specs.items():
             for method, path in spec.api_events:
@@ -45,9 +52,13 @@ class Gateway:
                     status, headers, body = _json(413, "Request Too Long")
                 else:
                     raw = self.rfile.read(length) if length else b""
-                    status, headers, body = gateway.dispatch(
-                        self.command, self.path, dict(self.headers), raw, self.client_address[0]
-                    )
+                    try:
+                        status, headers, body = gateway.dispatch(
+                            self.command, self.path, dict(self.headers), raw, self.client_address[0]
+                        )
+                    except Exception:  # API Gateway answers 502 when the integration breaks
+                        log.exception("gateway dispatch failed")
+                        status, headers, body = _json(502, "Internal server error")
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -70,6 +81,14 @@ class Gateway:
             self.server.shutdown()
             self.server.server_close()
 
+    def _denied(self, schemes: set[str], headers: dict[str, str]) -> tuple[int, dict[str, str], bytes] | None:
+        lower = {k.lower(): v for k, v in headers.items()}
+        if "api_key" in schemes and (not self.api_key or lower.get("x-api-key") != self.api_key):
+            return _json(403, "Forbidden")
+        if "sigv4" in schemes and not lower.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
+            return _json(403, "Missing Authentication Token")
+        return None
+
     def dispatch(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict[str, str], bytes]:
@@ -81,9 +100,9 @@ class Gateway:
         logical = self.routes.get((method, path))
         if logical is None:
             return _json(403, "Missing Authentication Token")
-        required_key = self.api_keys.get(logical)
-        if required_key and {k.lower(): v for k, v in headers.items()}.get("x-api-key") != required_key:
-            return _json(403, "Forbidden")
+        denied = self._denied(self.security.get((method, path), set()), headers)
+        if denied:
+            return denied
         query = parse_qs(parts.query, keep_blank_values=True)
         try:
             text, is_b64 = body.decode("utf-8"), False

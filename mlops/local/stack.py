@@ -129,6 +129,7 @@ class LocalStack:
             "ApprovalTable": self.table,
             "LinkSigningSecret": self.secret_arn,
             "ServerlessRestApi": "local",
+            "InferenceApiKey": "local-inference-key",
         }
         # Every API of the template is the one local gateway.
         physical.update(
@@ -147,7 +148,7 @@ class LocalStack:
 
     def _start_functions_and_api(self) -> None:
         physical, arns = self._physical()
-        resolver = Resolver(self.params, physical, arns, REGION)
+        resolver = Resolver(self.params, physical, arns, REGION, self.template.conditions())
         specs = self.template.functions()
         env = {
             logical: {k: str(resolver.resolve(v)) for k, v in spec.environment.items()}
@@ -155,10 +156,20 @@ class LocalStack:
         }
         self.functions = LocalFunctions(specs, env, REGION, log_path=self.work_dir / "logs" / "functions.log")
         engine.install(self.functions.invoke)
-        self.gateway = Gateway(self.functions)
+        security = self.template.api_security(resolver)
+        self.api_key_file = None
+        if any("api_key" in schemes for schemes in security.values()):
+            self.api_key_file = self.work_dir / "api-key"
+            self.api_key_file.write_text(secrets.token_urlsafe(30))
+            self.api_key_file.chmod(0o600)
+        self.gateway = Gateway(
+            self.functions, security, self.api_key_file.read_text() if self.api_key_file else None
+        )
         self.api_url = self.gateway.start()
         physical["ServerlessRestApi"] = "local"
-        self.resolver = Resolver(self.params, physical, {**arns, **self.functions.arns}, REGION)
+        self.resolver = Resolver(
+            self.params, physical, {**arns, **self.functions.arns}, REGION, self.template.conditions()
+        )
 
     def substitutions(self) -> dict[str, str]:
         _, raw = self.template.state_machine()

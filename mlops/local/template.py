@@ -72,6 +72,24 @@ class Template:
         self.doc = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
         self.resources: dict[str, dict[str, Any]] = self.doc["Resources"]
 
+    def conditions(self) -> dict[str, Any]:
+        return self.doc.get("Conditions", {})
+
+    def api_security(self, resolver: Resolver) -> dict[tuple[str, str], set[str]]:
+        """(METHOD, path) -> security schemes the template's APIs require (e.g. {"api_key"})."""
+        routes: dict[tuple[str, str], set[str]] = {}
+        for res in self.resources.values():
+            if res["Type"] != "AWS::Serverless::Api":
+                continue
+            paths = resolver.resolve(res["Properties"].get("DefinitionBody", {})).get("paths", {})
+            for path, methods in paths.items():
+                for method, operation in methods.items():
+                    schemes = {
+                        name for requirement in operation.get("security") or [] for name in requirement
+                    }
+                    routes[(method.upper(), path)] = schemes
+        return routes
+
     def parameter_defaults(self) -> dict[str, str]:
         return {k: str(v["Default"]) for k, v in self.doc.get("Parameters", {}).items() if "Default" in v}
 
@@ -111,13 +129,22 @@ class Template:
         raise LookupError(f"{self.path} declares no AWS::Serverless::StateMachine")
 
 
+_NO_VALUE = object()  # Ref AWS::NoValue: the property is left out
+
+
 class Resolver:
-    """Resolves Ref/GetAtt/Sub against parameter values and the physical ids the local runtime chose."""
+    """Resolves Ref/GetAtt/Sub/If against parameter values and the physical ids the local runtime chose."""
 
     def __init__(
-        self, parameters: dict[str, str], physical: dict[str, str], arns: dict[str, str], region: str
+        self,
+        parameters: dict[str, str],
+        physical: dict[str, str],
+        arns: dict[str, str],
+        region: str,
+        conditions: dict[str, Any] | None = None,
     ):
         self.parameters = parameters
+        self.conditions = conditions or {}
         self.physical = physical
         self.arns = arns
         self.pseudo = {
@@ -128,7 +155,9 @@ class Resolver:
             "AWS::URLSuffix": "amazonaws.com",
         }
 
-    def ref(self, name: str) -> str:
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
         for table in (self.pseudo, self.parameters, self.physical):
             if name in table:
                 return table[name]
@@ -146,11 +175,35 @@ class Resolver:
                 return self.arns[logical]
             if key == "Fn::Sub":
                 return re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub_var(m.group(1)), arg)
+            if key == "Fn::If":
+                name, if_true, if_false = arg
+                return self.resolve(if_true if self.condition(name) else if_false)
         if isinstance(value, dict):
-            return {k: self.resolve(v) for k, v in value.items()}
+            resolved = {k: self.resolve(v) for k, v in value.items()}
+            return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [v for v in (self.resolve(v) for v in value) if v is not _NO_VALUE]
         return value
+
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            raise KeyError(f"the template declares no condition {name}")
+        return self._truth(self.conditions[name])
+
+    def _truth(self, expression: Any) -> bool:
+        ((key, arg),) = expression.items()
+        if key == "Fn::Equals":
+            left, right = (self.resolve(a) for a in arg)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not self._truth(arg[0])
+        if key == "Fn::And":
+            return all(self._truth(a) for a in arg)
+        if key == "Fn::Or":
+            return any(self._truth(a) for a in arg)
+        if key == "Condition":
+            return self.condition(arg)
+        raise KeyError(f"the local runtime cannot evaluate condition {key}")
 
     def _sub_var(self, name: str) -> str:
         if "." in name:

@@ -19,10 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _post(url: str, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
+def _post(url: str, body: bytes, api_key: str | None = None) -> tuple[int, dict]:
+    assert url.startswith("http://127.0.0.1:")
+    headers = {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {})}
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -59,10 +59,16 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
         assert summary["states"][-1] == "Released"
         assert "RequestApproval" in summary["states"]
         api = summary["api_url"] + "/v1/invokeSagemakerAPI"
-        assert _post(api, b'{"data":"4.5,1.3,0.3,0.3"}') == (200, {"result": "setosa"})
-        assert _post(api, b'{"data":"5.9,3,5.1,1.8"}') == (200, {"result": "virginica"})
-        status, body = _post(api, b'{"data":"abc"}')
+        key = (tmp_path / "work" / "api-key").read_text()  # the template's default InferenceAuth is API_KEY
+        assert key not in summary_line  # the curl reads it from its file
+        assert _post(api, b'{"data":"4.5,1.3,0.3,0.3"}', key) == (200, {"result": "setosa"})
+        assert _post(api, b'{"data":"5.9,3,5.1,1.8"}', key) == (200, {"result": "virginica"})
+        status, body = _post(api, b'{"data":"abc"}', key)
         assert status == 400 and "message" in body
+        assert _post(api, b'{"data":"4.5,1.3,0.3,0.3"}') == (403, {"message": "Forbidden"})
+        assert _post(api, b'{"data":"4.5,1.3,0.3,0.3"}', "wrong-key")[0] == 403
+        pasted = subprocess.run(["bash", "-c", summary["curl"]], capture_output=True, text=True, check=True)
+        assert json.loads(pasted.stdout) == {"result": "setosa"}
 
         session = boto3.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"

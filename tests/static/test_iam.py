@@ -282,6 +282,7 @@ LOCAL_RUNTIME_NAMES = {
     "ApprovalTable",
     "LinkSigningSecret",
     "InferenceApi",
+    "InferenceApiKey",
     "SageMakerExecutionRole.Arn",
 }
 
