@@ -28,8 +28,30 @@ ensure_venv() {
   want=$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "==> installing the project with [$extra] (first time: a minute or two)" >&2
-    "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[$extra]"
+    pip_quietly "$root/.venv/pip-install.log" "$root/.venv/bin/python" -e "${root}[$extra]"
     echo "$want" >"$stamp"
+  fi
+}
+
+# pip_quietly LOG PYTHON ARGS...: pip install with its chatter in LOG, shown only when it fails.
+pip_quietly() {
+  local log=$1 python=$2
+  shift 2
+  if ! "$python" -m pip install --disable-pip-version-check "$@" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "error: pip install failed (full log: $log)" >&2
+    exit 1
+  fi
+}
+
+# ensure_sam_cli: the SAM CLI pins its own boto3 and click, so it gets a venv of its own (.venv-sam).
+ensure_sam_cli() {
+  local root
+  root=$(repo_root)
+  if [ ! -x "$root/.venv-sam/bin/sam" ]; then
+    echo "==> installing the SAM CLI into .venv-sam" >&2
+    "$(pick_python)" -m venv "$root/.venv-sam"
+    pip_quietly "$root/.venv-sam/pip-install.log" "$root/.venv-sam/bin/python" "aws-sam-cli==1.170.0"
   fi
 }
 
