@@ -100,10 +100,14 @@ def _release(args: argparse.Namespace) -> int:
 
 def _image_exists(args: argparse.Namespace) -> int:
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     from .release import image_tag_exists
 
-    exists = image_tag_exists(boto3.client("ecr"), args.repository, args.tag)
+    try:
+        exists = image_tag_exists(boto3.client("ecr"), args.repository, args.tag)
+    except (ClientError, BotoCoreError) as error:  # not "absent": the push must not go ahead blindly
+        raise ReleaseError(f"cannot tell whether {args.repository}:{args.tag} exists: {error}") from error
     print(json.dumps({"repository": args.repository, "tag": args.tag, "exists": exists}))
     return 0 if exists else 1
 
@@ -184,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     release.set_defaults(func=_release)
 
     image_exists = commands.add_parser(
-        "image-exists", help="exit 0 if REPOSITORY:TAG is already in ECR (the push is then skipped), else 1"
+        "image-exists",
+        help="exit 0 if REPOSITORY:TAG is already in ECR (the push is then skipped), 1 if absent, 2 on errors",
     )
     image_exists.add_argument("repository")
     image_exists.add_argument("tag")

@@ -92,3 +92,28 @@ def test_hyperparameter_pairs_are_parsed_and_bad_ones_named():
 def test_data_uri_must_be_s3():
     with pytest.raises(ReleaseError, match="s3://"):
         _release(data_uri="/tmp/data").execution_input()
+
+
+def test_image_exists_cli_exits_0_1_or_2(aws_credentials, capsys):
+    from mlops.cli import main
+
+    with mock_aws():
+        ecr = boto3.client("ecr", region_name="us-east-1")
+        ecr.create_repository(repositoryName="mlops-iris")
+        assert main(["image-exists", "mlops-iris", COMMIT]) == 1
+        ecr.put_image(
+            repositoryName="mlops-iris",
+            imageTag=COMMIT,
+            imageManifest=json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                    "config": {"digest": "sha256:" + "0" * 64},
+                    "layers": [],
+                }
+            ),
+        )
+        assert main(["image-exists", "mlops-iris", COMMIT]) == 0
+        assert json.loads(capsys.readouterr().out.splitlines()[-1])["exists"] is True
+        assert main(["image-exists", "no-such-repo", COMMIT]) == 2
+        assert "cannot tell whether no-such-repo" in capsys.readouterr().err
