@@ -86,6 +86,7 @@ def _release(args: argparse.Namespace) -> int:
         attempt=args.attempt,
         run_id=args.run_id,
         hyperparameters=parse_hyperparameters(args.hyperparameters),
+        image_digest=args.image_digest,
     )
     execution_arn = start_release(boto3.client("stepfunctions"), args.state_machine_arn, release)
     region = execution_arn.split(":")[3]
@@ -182,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--commit", required=True, help="full commit SHA")
     release.add_argument("--data-uri", required=True, help="s3://bucket/prefix holding train/ and test/")
     release.add_argument("--project", default="mlops-iris")
+    release.add_argument(
+        "--image-digest",
+        default="unknown",
+        help="sha256:... of the pushed image, recorded in the model registry",
+    )
     release.add_argument("--attempt", type=int, default=1, help="the CI run attempt; a rerun needs a new one")
     release.add_argument("--run-id", default="", help="the CI run id, so reruns from new runs never collide")
     release.add_argument("--hyperparameters", nargs="*", default=[], metavar="NAME=VALUE")

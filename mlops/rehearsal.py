@@ -168,7 +168,7 @@ def _approve_in_background(
         status, _ = approver.click(
             links[action],
             approver="Rehearsal Approver <approver@example.com>",
-            reason=f"{action}d in the local rehearsal",
+            reason=("approved" if action == "approve" else "rejected") + " in the local rehearsal",
         )
         out.write(f"  ✉ clicked {action.capitalize()} in {mail.name}: HTTP {status}\n")
         out.flush()
@@ -192,6 +192,7 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
         data_uri=f"s3://{stack.bucket}/data",
         attempt=attempt,
         hyperparameters=options.hyperparameters,
+        image_digest=image_digest_for_tree(),
     )
     sfn = stack.client("stepfunctions")
     known_mail = set(stack.outbox.messages())
@@ -268,6 +269,23 @@ def curl_prediction(stack: LocalStack) -> tuple[str, object]:
         return command, answer
 
 
+def registry_record(stack: LocalStack, release: dict) -> dict:
+    """The release's model package version and its approval status, as the registry holds them."""
+    sm = stack.client("sagemaker")
+    packages = sm.list_model_packages(ModelPackageGroupName=stack.model_package_group)[
+        "ModelPackageSummaryList"
+    ]
+    for summary in packages:
+        package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        if f"({release['execution_name']})" in package.get("ModelPackageDescription", ""):
+            return {
+                "model_package_arn": package["ModelPackageArn"],
+                "approval_status": package["ModelApprovalStatus"],
+                "approval_description": package.get("ApprovalDescription"),
+            }
+    return {"model_package_arn": None, "approval_status": None}
+
+
 def upload_data(stack: LocalStack, faults: set[str]) -> None:
     train, test = write_iris_split(stack.work_dir / "data")
     if "malformed-test-data" in faults:
@@ -325,6 +343,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         summary.update({k: last.get(k) for k in ("failed_state", "error", "cause")})
         summary["curl"], summary["prediction"] = None, None
     summary["live_endpoints"] = stack.live_endpoints()
+    summary.update(registry_record(stack, last))
     summary["artifacts"] = sorted(
         o["Key"] for o in stack.client("s3").list_objects_v2(Bucket=stack.bucket).get("Contents", [])
     )

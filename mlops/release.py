@@ -23,6 +23,7 @@ class Release:
     attempt: int = 1
     run_id: str = ""
     hyperparameters: dict[str, str] = field(default_factory=dict)
+    image_digest: str = "unknown"  # sha256:... of the pushed image, recorded in the model registry
 
     @property
     def execution_name(self) -> str:
@@ -37,6 +38,7 @@ class Release:
             "release": {
                 "commit": self.commit,
                 "image_uri": self.image_uri,
+                "image_digest": self.image_digest,
                 "attempt": self.attempt,
                 "run_id": self.run_id,
                 "execution_name": self.execution_name,

@@ -161,8 +161,9 @@ class LocalSageMaker:
     # -- batch transform ---------------------------------------------------------------------------------
     def start_transform(self, job, backend: SageMakerModelBackend) -> None:
         job.transform_job_status = "InProgress"
-        model = backend._models[job.model_name]
-        self._background(f"transform-{job.transform_job_name}", self._transform, job, model.primary_container)
+        self._background(
+            f"transform-{job.transform_job_name}", self._transform, job, container_of(backend, job.model_name)
+        )
 
     def _transform(self, job, container: dict[str, Any]) -> None:
         base = self._scratch("transform", job.transform_job_name)
@@ -246,7 +247,7 @@ class LocalSageMaker:
     def _start_server_for(self, backend: SageMakerModelBackend, config_name: str, label: str) -> ModelServer:
         config = backend.endpoint_configs[config_name]
         variant = config.production_variants[0]
-        container = backend._models[variant["ModelName"]].primary_container
+        container = container_of(backend, variant["ModelName"])
         base = self._scratch("endpoints", label)
         self._model_dir_for(container["ModelDataUrl"], base)
         runner = CrashingRunner() if "serve-crash" in self.faults else self.runner
@@ -383,6 +384,17 @@ class CrashingRunner(ProcessRunner):
             "-c",
             "import sys; print('model server crashed on start (injected fault: serve-crash)'); sys.exit(1)",
         ]
+
+
+def container_of(backend: SageMakerModelBackend, model_name: str) -> dict[str, Any]:
+    """Image, model data and environment of a model, also when it was created from a registry package."""
+    container = dict(backend._models[model_name].primary_container or {})
+    package_name = container.get("ModelPackageName")
+    if package_name:
+        package = backend.describe_model_package(package_name)
+        spec = package.inference_specification["Containers"][0]
+        container = {**spec, **{k: v for k, v in container.items() if k != "ModelPackageName"}}
+    return container
 
 
 # -- moto seams --------------------------------------------------------------------------------------------

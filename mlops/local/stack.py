@@ -117,6 +117,11 @@ class LocalStack:
                 }
             ),
         )["Role"]["Arn"]
+        self.model_package_group = self.project
+        self.client("sagemaker").create_model_package_group(
+            ModelPackageGroupName=self.model_package_group,
+            ModelPackageGroupDescription=f"Releases of {self.project}",
+        )
         self.ecr_repository = self.project
         self.client("ecr").create_repository(
             repositoryName=self.ecr_repository, imageTagMutability="IMMUTABLE"
@@ -125,6 +130,7 @@ class LocalStack:
     def _physical(self) -> tuple[dict[str, str], dict[str, str]]:
         physical = {
             "ArtifactBucket": self.bucket,
+            "ModelPackageGroup": self.model_package_group,
             "NotificationTopic": self.topic_arn,
             "ApprovalTable": self.table,
             "LinkSigningSecret": self.secret_arn,

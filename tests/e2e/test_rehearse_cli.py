@@ -55,7 +55,7 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
         assert summary is not None, stderr_so_far()
         assert summary["status"] == "SUCCEEDED"
         assert summary["prediction"] == {"result": "setosa"}
-        assert summary["states"][:3] == ["Configure", "Train", "CreateModel"]
+        assert summary["states"][:4] == ["Configure", "Train", "RegisterModel", "CreateModel"]
         assert summary["states"][-1] == "Released"
         assert "RequestApproval" in summary["states"]
         api = summary["api_url"] + "/v1/invokeSagemakerAPI"
@@ -86,6 +86,14 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
             EndpointName=summary["endpoint_name"], ContentType="text/csv", Body=b"4.5,1.3,0.3,0.3\n"
         )
         assert answer["Body"].read().decode().strip() == "setosa"
+
+        registry = session.client("sagemaker", **local)
+        packages = registry.list_model_packages(ModelPackageGroupName="mlops-iris")["ModelPackageSummaryList"]
+        assert [p["ModelPackageArn"] for p in packages] == [summary["model_package_arn"]]
+        assert packages[0]["ModelApprovalStatus"] == summary["approval_status"] == "Approved"
+        model_name = json.loads(execution["output"])["names"]["model"]
+        lineage = registry.describe_model(ModelName=model_name)["PrimaryContainer"]
+        assert lineage["ModelPackageName"] == summary["model_package_arn"]
 
         # Nothing a decision can be forged with ever reaches a log or the CLI's output.
         secret = session.client("secretsmanager", **local).list_secrets()["SecretList"][0]["ARN"]
@@ -136,6 +144,8 @@ def test_reject_ends_failed_at_the_approval_and_creates_no_endpoint(rehearse, tm
     assert "rejected" in summary["cause"].lower()
     assert summary["live_endpoints"] == []
     assert "CreateEndpoint" not in summary["states"]
+    assert summary["approval_status"] == "Rejected"  # the registry records the decision and the reason
+    assert "rejected by" in summary["approval_description"]
 
 
 def test_invalid_hyperparameter_fails_at_training_naming_it(rehearse):

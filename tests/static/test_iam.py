@@ -211,9 +211,14 @@ def test_the_state_machine_reaches_only_project_prefixed_sagemaker_resources(app
     for statement in role_statements(app, "ReleaseStateMachine"):
         if any(a.startswith("sagemaker:") for a in statement.actions) and statement.resources != ["*"]:
             for resource in statement.resources:
-                assert re.search(
-                    r":(training-job|transform-job|model|endpoint-config)/\$\{ProjectName\}-\*$", resource
-                ) or (resource == ENDPOINT_ARN), resource
+                assert (
+                    re.search(
+                        r":(training-job|transform-job|model|endpoint-config)/\$\{ProjectName\}-\*$", resource
+                    )
+                    or re.search(r":model-package/\$\{ProjectName\}/\*$", resource)
+                    or re.search(r":model-package-group/\$\{ProjectName\}$", resource)
+                    or resource == ENDPOINT_ARN
+                ), resource
 
 
 def test_the_state_machine_can_wait_on_sagemaker_jobs_and_invoke_only_its_functions(app):
