@@ -18,6 +18,7 @@ def _rehearse(args: argparse.Namespace) -> int:
     from .local.runners import runner_named
     from .local.stack import LocalStack, new_work_dir
     from .rehearsal import Options, parse_fault, rehearse
+    from .sourceinfo import current_commit
 
     out = sys.stderr
     try:
@@ -39,7 +40,10 @@ def _rehearse(args: argparse.Namespace) -> int:
         raise ReleaseError(f"--definition {definition} does not exist")
     out.write(f"Starting the local AWS (runner: {args.runner}, work dir: {work_dir})\n")
     stack = LocalStack(
-        work_dir=work_dir, runner=runner_named(args.runner), parameters=parameters, definition_path=definition
+        work_dir=work_dir,
+        runner=runner_named(args.runner, current_commit(), out),
+        parameters=parameters,
+        definition_path=definition,
     ).start()
     try:
         summary = rehearse(stack, options, out)

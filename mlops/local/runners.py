@@ -99,28 +99,26 @@ class ProcessRunner:
         env[contract.BASE_DIR_ENV] = str(base)
         return env
 
+    def _argv(
+        self, image: str, base: Path, program: str, env: dict[str, str]
+    ) -> tuple[list[str], dict | None]:
+        """The command that runs ``program`` and the environment it runs in."""
+        return self._command(program), self._env(base, env)
+
     def train(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> int:
+        argv, environ = self._argv(image, base, "train", env or {})
         with log_path.open("ab") as log:
             return subprocess.run(
-                self._command("train"),
-                env=self._env(base, env or {}),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
+                argv, env=environ, stdout=log, stderr=subprocess.STDOUT, check=False
             ).returncode
 
     def serve(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> ModelServer:
         port = free_port()
-        extra = {contract.PORT_ENV: str(port), **(env or {})}
-        log = log_path.open("ab")
-        process = subprocess.Popen(
-            self._command("serve"),
-            env=self._env(base, extra),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        argv, environ = self._argv(image, base, "serve", {contract.PORT_ENV: str(port), **(env or {})})
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                argv, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         return ModelServer(process=process, port=port, log_path=log_path)
 
 
@@ -132,32 +130,30 @@ class PodmanRunner(ProcessRunner):
     def __init__(self, image_for_uri):
         self.image_for_uri = image_for_uri
 
-    def _podman(self, image: str, base: Path, program: str, env: dict[str, str]) -> list[str]:
+    def _argv(
+        self, image: str, base: Path, program: str, env: dict[str, str]
+    ) -> tuple[list[str], dict | None]:
         from . import podman
 
-        return podman.run_args(self.image_for_uri(image), program, mounts={str(base): "/opt/ml"}, env=env)
-
-    def train(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> int:
-        with log_path.open("ab") as log:
-            return subprocess.run(
-                self._podman(image, base, "train", env or {}),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-            ).returncode
-
-    def serve(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> ModelServer:
-        port = free_port()
-        args = self._podman(image, base, "serve", {contract.PORT_ENV: str(port), **(env or {})})
-        log = log_path.open("ab")
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        return ModelServer(process=process, port=port, log_path=log_path)
+        # Variables go into the container with -e; podman itself runs in this process's environment.
+        return podman.run_args(
+            self.image_for_uri(image), program, mounts={str(base): "/opt/ml"}, env=env
+        ), None
 
 
-def runner_named(name: str, image_for_uri=None) -> ProcessRunner:
+def runner_named(name: str, commit: str = "", out=None) -> ProcessRunner:
+    """The runner for ``--runner``; podman first builds the model image from container/ (cached)."""
     if name == "process":
         return ProcessRunner()
     if name == "podman":
-        return PodmanRunner(image_for_uri)
+        from . import podman
+
+        def log(line: str) -> None:
+            if out is not None:
+                out.write(f"  podman: {line}\n")
+                out.flush()
+
+        tag = f"{podman.MODEL_IMAGE}:{commit[:12] or 'local'}"
+        podman.build_image(tag, context=REPO_ROOT / "container", log=log)
+        return PodmanRunner(lambda image_uri: tag)  # the commit-tagged ECR image is this local build
     raise ValueError(f"runner must be 'process' or 'podman', got {name!r}")

@@ -44,6 +44,12 @@ def _s3_parts(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+def _object_keys(s3, bucket: str, prefix: str) -> list[str]:
+    """Every object under an S3 prefix (an S3Prefix data source), folders left out."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+
+
 class LocalSageMaker:
     def __init__(self, runner: ProcessRunner, work_dir: Path, endpoint_url: str, region: str):
         self.runner = runner
@@ -69,12 +75,7 @@ class LocalSageMaker:
     def _download_prefix(self, uri: str, dest: Path) -> list[str]:
         bucket, prefix = _s3_parts(uri)
         s3 = self.s3()
-        keys = [
-            o["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for o in page.get("Contents", [])
-            if not o["Key"].endswith("/")
-        ]
+        keys = _object_keys(s3, bucket, prefix)
         for key in keys:
             target = dest / (Path(key).relative_to(prefix) if prefix and key != prefix else Path(key).name)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -205,12 +206,7 @@ class LocalSageMaker:
         in_bucket, in_prefix = _s3_parts(source["S3Uri"])
         out_bucket, out_prefix = _s3_parts(job.transform_output["S3OutputPath"])
         s3 = self.s3()
-        keys = [
-            o["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=in_bucket, Prefix=in_prefix)
-            for o in page.get("Contents", [])
-            if not o["Key"].endswith("/")
-        ]
+        keys = _object_keys(s3, in_bucket, in_prefix)
         if not keys:
             raise batch.TransformInputError(f"no input objects under {source['S3Uri']}")
         headers = {"Content-Type": content_type, "Accept": accept}

@@ -170,3 +170,11 @@ def test_missing_definition_file_is_a_clear_error(rehearse, tmp_path):
     assert done.returncode == 2
     assert "nope.json does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.container
+def test_podman_runner_runs_train_and_serve_inside_the_image(rehearse):
+    code, summary, stderr = rehearse("--runner", "podman", timeout=900)
+    assert code == 0, stderr[-3000:]
+    assert summary["runner"] == "podman"
+    assert summary["prediction"] == {"result": "setosa"}

@@ -1,0 +1,71 @@
+"""`scripts/bench --quick` completes and emits every figure. No timing is asserted: this machine is shared."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+SPREAD = {"min", "median"}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out), "--no-readme"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert json.loads(out.read_text()) == printed
+    return printed
+
+
+def test_quick_run_reports_transform_rows_per_second_for_both_servers_and_strategies(results):
+    transform = results["transform"]
+    for strategy in ("MultiRecord", "SingleRecord"):
+        for kind in ("ours", "baseline"):
+            figures = transform[strategy][kind]
+            assert figures.keys() >= SPREAD and figures["median"] > 0 and figures["rows"] > 0
+    assert "note" in transform["SingleRecord"]
+    assert transform["outputs_identical"] is True
+
+
+def test_quick_run_reports_serving_throughput_and_latency_at_each_client_count(results):
+    serving = results["serving"]
+    for kind in ("ours", "baseline"):
+        for level in ("1", "16", "64"):
+            figures = serving[kind][level]
+            assert figures["requests"] > 0 and figures["errors"] == 0
+            for name in ("requests_per_second", "p50_ms", "p99_ms"):
+                assert figures[name].keys() >= SPREAD
+    for limit in ("sklearn_predict", "ours_predict_one", "ours_wsgi_handler"):
+        assert serving["in_process"][limit]["calls_per_second"]["median"] > 0
+
+
+def test_quick_run_reports_the_rehearsal_by_stage(results):
+    rehearsal = results["rehearsal"]
+    assert "failed" not in rehearsal, rehearsal.get("failed")
+    assert rehearsal["seconds"].keys() >= SPREAD
+    assert {"Train", "BatchTransform"} <= rehearsal["stages"].keys()
+
+
+def test_quick_run_reports_the_image_or_why_it_is_absent(results):
+    image = results["image"]
+    assert "skipped" in image or ({"size_mb", "cached_rebuild_seconds"} <= image.keys())
+
+
+def test_quick_run_checks_every_goal_of_the_issue(results):
+    assert len(results["goals"]) == 5
+    for goal in results["goals"]:
+        assert isinstance(goal["pass"], bool) and goal["measured"] is not None
+    assert all(value is not None for value in results["ratios"].values())
