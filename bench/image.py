@@ -1,0 +1,78 @@
+"""The model image's size and how long a rebuild takes when every layer is cached (podman only)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from mlops.local import podman
+
+TAG = f"{podman.MODEL_IMAGE}:bench"
+# Tags the test suite and the local runtime build from the same Dockerfile: their layers are our cache.
+WARM_TAGS = (TAG, f"{podman.MODEL_IMAGE}:test", f"{podman.MODEL_IMAGE}:latest")
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """podman build prints every step on stdout, where the benchmark prints only its JSON (errors still
+    reach stderr)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _build() -> float:
+    started = time.perf_counter()
+    with _quiet_stdout():
+        podman.build_image(TAG, log=lambda message: None)
+    return time.perf_counter() - started
+
+
+def measure(rebuilds: int, quick: bool, log: Callable[[str], None]) -> dict:
+    try:
+        podman.podman_executable()
+    except podman.PodmanError as error:
+        return {"skipped": str(error)}
+    warm = podman.image_exists(podman.BASE_IMAGE) and any(podman.image_exists(tag) for tag in WARM_TAGS)
+    if quick and not warm:
+        return {
+            "skipped": "quick mode: the model image was never built here, so a build would make the base "
+            "image and install every package (minutes); the full mode builds it"
+        }
+    # Quick mode knows the layers are cached: its one build is the rebuild.
+    first = None if quick else _build()
+    if first is not None:
+        log(f"  image build (layers {'cached' if warm else 'not cached'} before): {first:.1f} s")
+    times = []
+    for _ in range(rebuilds):
+        times.append(_build())
+        log(f"  image cached rebuild: {times[-1]:.1f} s")
+    size = podman.image_size_bytes(TAG)
+    base = podman.image_size_bytes(podman.BASE_IMAGE)
+    return {
+        "tag": TAG,
+        "size_mb": round(size / 1e6, 1),
+        "added_to_base_mb": round((size - base) / 1e6, 1),
+        "base_image": podman.BASE_IMAGE,
+        "first_build_seconds": round(first, 2) if first is not None else None,
+        "first_build_had_cache": warm,
+        "cached_rebuild_seconds": {
+            "min": round(min(times), 2),
+            "median": round(statistics.median(times), 2),
+            "runs": len(times),
+        }
+        if times
+        else None,
+    }
