@@ -24,7 +24,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from conftest import REGION, FakeLambdaContext, load_function, rest_event
+from fnharness import REGION, FakeLambdaContext, load_function, rest_event
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from moto.core import DEFAULT_ACCOUNT_ID

@@ -2,7 +2,7 @@ import time
 
 import boto3
 import pytest
-from conftest import load_function
+from fnharness import load_function
 from moto import mock_aws
 
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"

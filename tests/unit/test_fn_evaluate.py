@@ -11,7 +11,7 @@ import pytest
 import requests
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from conftest import load_function
+from fnharness import load_function
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from conftest import load_function, rest_event
+from fnharness import load_function, rest_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

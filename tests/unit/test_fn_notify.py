@@ -6,7 +6,7 @@ import json
 
 import boto3
 import pytest
-from conftest import load_function
+from fnharness import load_function
 
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/Prod"
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mlops-iris-staging-release:a1b2c3d-1"
