@@ -25,7 +25,13 @@ def _rehearse(args: argparse.Namespace) -> int:
         faults = [parse_fault(f) for f in args.fault]
     except ValueError as error:
         raise ReleaseError(f"--fault: {error}") from error
+    stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()]
+    if len(set(stages)) != len(stages) or not set(stages) <= {"staging", "prod"} or stages[0] != "staging":
+        raise ReleaseError(
+            f"--stages {args.stages!r}: list distinct stages starting with staging, e.g. staging,prod"
+        )
     options = Options(
+        stages=stages,
         faults=faults,
         approve=args.approve,
         hyperparameters=parse_hyperparameters(args.hyperparameters),
@@ -84,6 +90,7 @@ def _release(args: argparse.Namespace) -> int:
 
     release = Release(
         project=args.project,
+        stage=args.stage,
         commit=args.commit,
         image_uri=args.image_uri,
         data_uri=args.data_uri,
@@ -98,6 +105,33 @@ def _release(args: argparse.Namespace) -> int:
     print(
         json.dumps(
             {"execution_arn": execution_arn, "execution_name": release.execution_name, "console_url": console}
+        )
+    )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    import boto3
+
+    from .names import endpoint_name_for
+    from .promotion import start_promotion
+
+    staging_endpoint = args.staging_endpoint or endpoint_name_for(args.project, "staging")
+    execution_arn = start_promotion(
+        boto3.client("stepfunctions"),
+        boto3.client("sagemaker"),
+        boto3.client("sagemaker-runtime"),
+        args.state_machine_arn,
+        args.model_package_arn,
+        staging_endpoint,
+        args.project,
+        args.stage,
+        args.attempt,
+        args.run_id,
+    )
+    print(
+        json.dumps(
+            {"execution_arn": execution_arn, "model_package_arn": args.model_package_arn, "stage": args.stage}
         )
     )
     return 0
@@ -172,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject a fault into every release, or release N only: train-crash, serve-crash, throttle, "
         "no-training-data, malformed-test-data, duplicate-execution (see the README's reliability section)",
     )
+    rehearse.add_argument(
+        "--stages",
+        default="staging",
+        help="release to staging, then promote the approved model package to the next stages, e.g. staging,prod",
+    )
     rehearse.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each release")
     rehearse.add_argument("--work-dir", help="where mail, jobs and logs go (default: a new temporary folder)")
     rehearse.set_defaults(func=_rehearse)
@@ -187,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--commit", required=True, help="full commit SHA")
     release.add_argument("--data-uri", required=True, help="s3://bucket/prefix holding train/ and test/")
     release.add_argument("--project", default="mlops-iris")
+    release.add_argument("--stage", default="staging", choices=["staging", "prod"])
     release.add_argument(
         "--image-digest",
         default="unknown",
@@ -196,6 +236,21 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--run-id", default="", help="the CI run id, so reruns from new runs never collide")
     release.add_argument("--hyperparameters", nargs="*", default=[], metavar="NAME=VALUE")
     release.set_defaults(func=_release)
+
+    promote = commands.add_parser(
+        "promote",
+        help="deploy an approved model package that serves in staging to prod (no retraining)",
+        description="Refuses (exit 2) unless the package is Approved and the staging endpoint serves it and "
+        "answers a smoke test; then starts the prod stack's state machine in promotion mode.",
+    )
+    promote.add_argument("--state-machine-arn", required=True, help="the prod stack's release state machine")
+    promote.add_argument("--model-package-arn", required=True)
+    promote.add_argument("--project", default="mlops-iris")
+    promote.add_argument("--stage", default="prod", choices=["prod"])
+    promote.add_argument("--staging-endpoint", help="default: <project>-staging")
+    promote.add_argument("--attempt", type=int, default=1, help="the CI run attempt; a rerun needs a new one")
+    promote.add_argument("--run-id", default="", help="the CI run id")
+    promote.set_defaults(func=_promote)
 
     image_exists = commands.add_parser(
         "image-exists",

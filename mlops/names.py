@@ -14,6 +14,7 @@ SAGEMAKER_NAME_MAX = 63
 EXECUTION_NAME_MAX = 80
 COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 PROJECT = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,19}$")
+STAGES = ("staging", "prod")  # the template's Stage AllowedValues
 
 
 class InvalidNameError(ValueError):
@@ -64,15 +65,23 @@ class ReleaseNames:
         return asdict(self)
 
 
-def release_names_for(project: str, execution_name: str) -> ReleaseNames:
+def stage_prefix(project: str, stage: str) -> str:
+    """What every name a stage's releases create starts with; the cleanup touches nothing else."""
     if not PROJECT.match(project):
         raise InvalidNameError(f"project name {project!r} must be 1-20 lowercase letters, digits or '-'")
+    if stage not in STAGES:
+        raise InvalidNameError(f"stage {stage!r} must be one of {', '.join(STAGES)}")
+    return f"{project}-{stage}-"
+
+
+def release_names_for(project: str, stage: str, execution_name: str) -> ReleaseNames:
+    prefix = stage_prefix(project, stage)
     base = re.sub(r"[^A-Za-z0-9]+", "-", execution_name).strip("-")
-    # Longest suffix is "-config" (7); project ≤ 20; keep the whole within 63.
-    base = base[: SAGEMAKER_NAME_MAX - len(project) - len("-config") - 1].strip("-")
+    # Longest suffix is "-config" (7): keep the whole within 63.
+    base = base[: SAGEMAKER_NAME_MAX - len(prefix) - len("-config")].strip("-")
     return ReleaseNames(
-        training_job=check_sagemaker_name(f"{project}-{base}-train"),
-        model=check_sagemaker_name(f"{project}-{base}-model"),
-        transform_job=check_sagemaker_name(f"{project}-{base}-eval"),
-        endpoint_config=check_sagemaker_name(f"{project}-{base}-config"),
+        training_job=check_sagemaker_name(f"{prefix}{base}-train"),
+        model=check_sagemaker_name(f"{prefix}{base}-model"),
+        transform_job=check_sagemaker_name(f"{prefix}{base}-eval"),
+        endpoint_config=check_sagemaker_name(f"{prefix}{base}-config"),
     )

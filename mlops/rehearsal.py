@@ -18,6 +18,7 @@ from . import approver
 from .data import write_iris_split
 from .local.stack import REGION, LocalStack
 from .local.template import ACCOUNT_ID
+from .promotion import start_promotion
 from .release import Release, image_tag_exists, start_release
 from .sourceinfo import current_commit, image_digest_for_tree
 
@@ -33,6 +34,7 @@ class Options:
     serve: bool = False
     timeout: float = 600.0
     faults: list[tuple[str, int | None]] = field(default_factory=list)  # (fault, release number or every)
+    stages: list[str] = field(default_factory=lambda: ["staging"])  # release to the first, promote on
 
     def faults_for(self, release: int) -> set[str]:
         return {name for name, number in self.faults if number in (None, release)}
@@ -187,6 +189,7 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
     image_uri = _register_image(stack, commit)
     release = Release(
         project=stack.project,
+        stage=stack.stage,
         commit=commit,
         image_uri=image_uri,
         data_uri=f"s3://{stack.bucket}/data",
@@ -198,34 +201,42 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
     known_mail = set(stack.outbox.messages())
     execution_arn = start_release(sfn, stack.state_machine_arn, release)
     out.write(f"Release {attempt}: commit {commit[:12]}, execution {release.execution_name}\n")
-    progress = Progress(sfn, execution_arn, out)
     done = threading.Event()
     _approve_in_background(stack, options, known_mail, out, done)
+    try:
+        return follow_execution(stack, execution_arn, options.timeout, out)
+    finally:
+        done.set()
+
+
+def follow_execution(stack: LocalStack, execution_arn: str, timeout: float, out: TextIO) -> dict:
+    """Prints the execution's progress until it ends; returns what the summary reports of it."""
+    sfn = stack.client("stepfunctions")
+    progress = Progress(sfn, execution_arn, out)
     started = time.monotonic()
     status = "RUNNING"
-    while time.monotonic() - started < options.timeout:
+    while time.monotonic() - started < timeout:
         progress.poll()
         status = sfn.describe_execution(executionArn=execution_arn)["status"]
         if status in TERMINAL:
             break
         time.sleep(0.05)
     progress.poll()
-    done.set()
+    description = sfn.describe_execution(executionArn=execution_arn)
     result = {
-        "names": release.execution_input()["names"],
+        "names": json.loads(description["input"])["names"],
         "status": status,
         "execution_arn": execution_arn,
-        "execution_name": release.execution_name,
+        "execution_name": description["name"],
         "states": progress.states,
         "durations": progress.durations,
         "task_errors": progress.task_errors,
         "seconds": round(time.monotonic() - started, 3),
     }
     if status == "SUCCEEDED":
-        output = json.loads(sfn.describe_execution(executionArn=execution_arn)["output"])
+        output = json.loads(description["output"])
         result.update(
             {
-                "names": output["names"],
                 "endpoint_action": output["deploy"]["action"],
                 "rollback_config": output["previous"]["config"],
                 "evaluation": output["evaluation"],
@@ -235,6 +246,77 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
     else:
         result.update(failure_details(stack, execution_arn, progress.states))
     return result
+
+
+def promote(staging: LocalStack, prod: LocalStack, package_arn: str, options: Options, out: TextIO) -> dict:
+    """The prod stack deploys the package staging serves, through the same promotion path as ``mlops promote``."""
+    execution_arn = start_promotion(
+        prod.client("stepfunctions"),
+        prod.client("sagemaker"),
+        prod.client("sagemaker-runtime"),
+        prod.state_machine_arn,
+        package_arn,
+        staging.endpoint_name,
+        prod.project,
+        prod.stage,
+    )
+    out.write(f"Promotion to {prod.stage}: {package_arn}\n")
+    return follow_execution(prod, execution_arn, options.timeout, out)
+
+
+def promote_through(staging: LocalStack, summary: dict, options: Options, out: TextIO) -> dict:
+    """Deploys each later stage beside the first on the same local AWS and promotes the released package."""
+    stages = {staging.stage: stage_record(staging)}
+    result: dict = {"stages": stages, "promotions": []}
+    for stage in options.stages[1:]:
+        if summary["status"] != "SUCCEEDED" or not summary.get("model_package_arn"):
+            break
+        stack = LocalStack(
+            work_dir=staging.work_dir / stage,
+            runner=staging.runner,
+            parameters={**staging.parameters, "Stage": stage},
+            definition_path=staging.definition_path,
+            shared=staging,
+        ).start()
+        staging.companions.append(stack)
+        promotion = promote(staging, stack, summary["model_package_arn"], options, out)
+        result["promotions"].append(
+            {
+                "stage": stage,
+                **{
+                    k: promotion.get(k)
+                    for k in ("status", "execution_arn", "states", "failed_state", "error", "cause")
+                },
+            }
+        )
+        stages[stage] = stage_record(stack)
+        if promotion["status"] != "SUCCEEDED":
+            result.update(
+                status=promotion["status"],
+                failed_state=promotion.get("failed_state"),
+                error=promotion.get("error"),
+                cause=promotion.get("cause"),
+            )
+            break
+    result["live_endpoints"] = staging.live_endpoints()
+    return result
+
+
+def stage_record(stack: LocalStack) -> dict:
+    """The stage's endpoint and the model package it serves."""
+    sm = stack.client("sagemaker")
+    try:
+        config = sm.describe_endpoint(EndpointName=stack.endpoint_name)["EndpointConfigName"]
+    except sm.exceptions.ClientError:
+        return {"endpoint_name": stack.endpoint_name, "model_package_arn": None, "api_url": stack.api_url}
+    variant = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
+    container = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+    return {
+        "endpoint_name": stack.endpoint_name,
+        "endpoint_config": config,
+        "model_package_arn": container.get("ModelPackageName"),
+        "api_url": stack.api_url,
+    }
 
 
 def curl_command(stack: LocalStack, body: str = SAMPLE) -> str:
@@ -349,6 +431,8 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
     )
     succeeded = [r for r in releases if r["status"] == "SUCCEEDED"]
     summary["left_over"] = left_over(stack, succeeded[-1].get("rollback_config") if succeeded else None)
+    if len(options.stages) > 1:
+        summary.update(promote_through(stack, summary, options, out))
     if options.releases > 1:
         summary["releases"] = [
             {

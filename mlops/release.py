@@ -23,7 +23,8 @@ class Release:
     attempt: int = 1
     run_id: str = ""
     hyperparameters: dict[str, str] = field(default_factory=dict)
-    image_digest: str = "unknown"  # sha256:... of the pushed image, recorded in the model registry
+    image_digest: str = "unknown"
+    stage: str = "staging"  # sha256:... of the pushed image, recorded in the model registry
 
     @property
     def execution_name(self) -> str:
@@ -35,6 +36,7 @@ class Release:
             raise ReleaseError(f"data URI {self.data_uri!r} must start with s3://")
         base = self.data_uri.rstrip("/")
         return {
+            "promote": None,  # set only by a promotion (mlops.promotion)
             "release": {
                 "commit": self.commit,
                 "image_uri": self.image_uri,
@@ -43,7 +45,7 @@ class Release:
                 "run_id": self.run_id,
                 "execution_name": self.execution_name,
             },
-            "names": release_names_for(self.project, self.execution_name).as_dict(),
+            "names": release_names_for(self.project, self.stage, self.execution_name).as_dict(),
             "data": {"train_uri": f"{base}/train/", "test_uri": f"{base}/test/"},
             "hyperparameters": {k: str(v) for k, v in self.hyperparameters.items()},
         }
@@ -70,7 +72,7 @@ def image_tag_exists(ecr, repository: str, tag: str) -> bool:
         raise
 
 
-def _already_started(sfn, state_machine_arn: str, name: str) -> bool:
+def already_started(sfn, state_machine_arn: str, name: str) -> bool:
     execution_arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
     try:
         sfn.describe_execution(executionArn=execution_arn)
@@ -83,8 +85,8 @@ def _already_started(sfn, state_machine_arn: str, name: str) -> bool:
 
 def start_release(sfn, state_machine_arn: str, release: Release) -> str:
     # AWS refuses a reused name itself (ExecutionAlreadyExists); asking first gives the same answer everywhere.
-    if _already_started(sfn, state_machine_arn, release.execution_name):
-        raise ReleaseError(_rerun_advice(release))
+    if already_started(sfn, state_machine_arn, release.execution_name):
+        raise ReleaseError(rerun_advice(release.execution_name, release.attempt))
     try:
         response = sfn.start_execution(
             stateMachineArn=state_machine_arn,
@@ -101,8 +103,8 @@ def start_release(sfn, state_machine_arn: str, release: Release) -> str:
     return response["executionArn"]
 
 
-def _rerun_advice(release: Release) -> str:
+def rerun_advice(execution_name: str, attempt: int) -> str:
     return (
-        f"an execution named {release.execution_name} already exists: rerun with a new attempt "
-        f"(--attempt {release.attempt + 1}) to release commit {release.commit[:12]} again"
+        f"an execution named {execution_name} already exists: rerun with a new attempt "
+        f"(--attempt {attempt + 1})"
     )

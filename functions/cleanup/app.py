@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 PROJECT_NAME = os.environ["PROJECT_NAME"]
+STAGE = os.environ["STAGE"]
 
 logger = Logger()
 tracer = Tracer()
@@ -53,7 +54,7 @@ def plan(
     if outcome == "succeeded":
         kept_configs.add(names["endpoint_config"])
     kept_models = set().union(*(models_of(c) for c in kept_configs)) if kept_configs else set()
-    prefix = f"{PROJECT_NAME}-"
+    prefix = f"{PROJECT_NAME}-{STAGE}-"  # never another stage's resources
     if outcome == "succeeded":
         configs = _pages("list_endpoint_configs", "EndpointConfigs", NameContains=prefix)
         models = _pages("list_models", "Models", NameContains=prefix)

@@ -32,8 +32,27 @@ class LambdaContext:
         return 30_000
 
 
-def function_arn(region: str, logical_id: str) -> str:
-    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{logical_id}"
+_STACKS: list[LocalFunctions] = []
+
+
+def function_arn(region: str, name: str) -> str:
+    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+
+
+def _function_name(function: str) -> str:
+    return function.split(":function:", 1)[-1].split(":", 1)[0]
+
+
+def invoke_any(function: str, event: Any) -> tuple[bool, Any]:
+    """Lambda's Invoke for every local stack: the function name says which stack's handler runs."""
+    name = _function_name(function)
+    for stack in reversed(_STACKS):
+        if name in stack._logical:
+            return stack.invoke(function, event)
+    return False, {
+        "errorType": "ResourceNotFoundException",
+        "errorMessage": f"Function not found: {function}",
+    }
 
 
 class LocalFunctions:
@@ -43,13 +62,20 @@ class LocalFunctions:
         environment: dict[str, dict[str, str]],
         region: str,
         log_path: Path | None = None,
+        name_prefix: str = "",
     ):
+        """``name_prefix`` (e.g. ``mlops-iris-prod-``) keeps the function names of several stacks apart."""
         self.specs = specs
         self.log_path = log_path
         self.region = region
-        self.arns = {logical: function_arn(region, logical) for logical in specs}
+        self.arns = {logical: function_arn(region, f"{name_prefix}{logical}") for logical in specs}
+        self._logical = {
+            **{f"{name_prefix}{logical}": logical for logical in specs},
+            **{lo: lo for lo in specs},
+        }
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._load(environment)
+        _STACKS.append(self)
 
     def _load(self, environment: dict[str, dict[str, str]]) -> None:
         # All functions share this process, so their variables must agree where names repeat.
@@ -90,10 +116,10 @@ class LocalFunctions:
                     handler.setStream(stream)
 
     def logical_id_for(self, function: str) -> str:
-        name = function.split(":function:", 1)[-1].split(":", 1)[0]
-        if name not in self._handlers:
+        name = _function_name(function)
+        if name not in self._logical:
             raise LookupError(f"no function {name!r} in the template")
-        return name
+        return self._logical[name]
 
     def invoke(self, function: str, event: Any) -> tuple[bool, Any]:
         logical = self.logical_id_for(function)

@@ -14,7 +14,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from . import engine, outbox, sagemaker
-from .functions import LocalFunctions
+from .functions import LocalFunctions, invoke_any
 from .gateway import Gateway
 from .runners import ProcessRunner
 from .template import ACCOUNT_ID, Resolver, Template, substitute
@@ -45,10 +45,15 @@ class LocalStack:
     parameters: dict[str, str] = field(default_factory=dict)
     definition_path: Path | None = None
     template: Template = field(default_factory=Template)
+    # Another stage's stack whose local AWS, mail and SageMaker this one uses; and stages started beside it.
+    shared: LocalStack | None = None
+    companions: list[LocalStack] = field(default_factory=list)
 
     def start(self) -> LocalStack:
         quiet_logs()
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self.shared:
+            return self._start_beside(self.shared)
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.server.start()
         port = self.server.get_host_and_port()[1]
@@ -80,10 +85,22 @@ class LocalStack:
         self._create_state_machine()
         return self
 
+    def _start_beside(self, other: LocalStack) -> LocalStack:
+        self.server, self.endpoint_url = other.server, other.endpoint_url
+        self.params = {**self.template.parameter_defaults(), **LOCAL_PARAMETERS, **self.parameters}
+        self.project, self.stage = self.params["ProjectName"], self.params["Stage"]
+        if (self.project, self.stage) == (other.project, other.stage):
+            raise ValueError(f"stage {self.stage} is already deployed on this local AWS")
+        self.outbox, self.sagemaker = other.outbox, other.sagemaker
+        self._create_resources(project_resources_of=other)
+        self._start_functions_and_api()
+        self._create_state_machine()
+        return self
+
     def client(self, service: str):
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)
 
-    def _create_resources(self) -> None:
+    def _create_resources(self, project_resources_of: LocalStack | None = None) -> None:
         prefix = f"{self.project}-{self.stage}"
         self.bucket = f"{prefix}-artifacts-{ACCOUNT_ID}"
         self.client("s3").create_bucket(Bucket=self.bucket)
@@ -117,6 +134,10 @@ class LocalStack:
                 }
             ),
         )["Role"]["Arn"]
+        if project_resources_of:  # the registry group and image repository belong to the project
+            self.model_package_group = project_resources_of.model_package_group
+            self.ecr_repository = project_resources_of.ecr_repository
+            return
         self.model_package_group = self.project
         self.client("sagemaker").create_model_package_group(
             ModelPackageGroupName=self.model_package_group,
@@ -160,8 +181,14 @@ class LocalStack:
             logical: {k: str(resolver.resolve(v)) for k, v in spec.environment.items()}
             for logical, spec in specs.items()
         }
-        self.functions = LocalFunctions(specs, env, REGION, log_path=self.work_dir / "logs" / "functions.log")
-        engine.install(self.functions.invoke)
+        self.functions = LocalFunctions(
+            specs,
+            env,
+            REGION,
+            log_path=self.work_dir / "logs" / "functions.log",
+            name_prefix=f"{self.project}-{self.stage}-",
+        )
+        engine.install(invoke_any)
         security = self.template.api_security(resolver)
         self.api_key_file = None
         if any("api_key" in schemes for schemes in security.values()):
@@ -201,7 +228,11 @@ class LocalStack:
         return [e["EndpointName"] for e in self.client("sagemaker").list_endpoints()["Endpoints"]]
 
     def stop(self) -> None:
+        for companion in self.companions:
+            companion.stop()
         self.gateway.stop()
+        if self.shared:
+            return
         self.sagemaker.shutdown()
         sagemaker.uninstall()
         self.server.stop()

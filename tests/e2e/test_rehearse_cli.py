@@ -178,3 +178,17 @@ def test_podman_runner_runs_train_and_serve_inside_the_image(rehearse):
     assert code == 0, stderr[-3000:]
     assert summary["runner"] == "podman"
     assert summary["prediction"] == {"result": "setosa"}
+
+
+def test_staging_release_is_promoted_to_prod_serving_the_same_package(rehearse):
+    code, summary, stderr = rehearse("--stages", "staging,prod")
+    assert code == 0, stderr[-3000:]
+    assert summary["approval_status"] == "Approved"
+    staging, prod = summary["stages"]["staging"], summary["stages"]["prod"]
+    assert staging["model_package_arn"] == prod["model_package_arn"] == summary["model_package_arn"]
+    assert (staging["endpoint_name"], prod["endpoint_name"]) == ("mlops-iris-staging", "mlops-iris-prod")
+    promotion = summary["promotions"][0]
+    assert promotion["status"] == "SUCCEEDED"
+    assert "Train" not in promotion["states"] and "RequestApproval" not in promotion["states"]
+    assert sorted(summary["live_endpoints"]) == ["mlops-iris-prod", "mlops-iris-staging"]
+    assert summary["left_over"] == []

@@ -12,13 +12,14 @@ ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 def cleanup(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("PROJECT_NAME", "mlops-iris")
+    monkeypatch.setenv("STAGE", "staging")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     with mock_aws():
         yield load_function("cleanup/app.py"), boto3.client("sagemaker", region_name="us-east-1")
 
 
 def _release(sm, n: int) -> dict[str, str]:
-    names = {"model": f"mlops-iris-r{n}-model", "endpoint_config": f"mlops-iris-r{n}-config"}
+    names = {"model": f"mlops-iris-staging-r{n}-model", "endpoint_config": f"mlops-iris-staging-r{n}-config"}
     sm.create_model(
         ModelName=names["model"],
         ExecutionRoleArn=ROLE,
@@ -86,7 +87,7 @@ def test_failed_release_removes_only_its_own_unused_resources(cleanup):
 def test_failed_first_release_without_endpoint_config_is_fine(cleanup):
     fn, sm = cleanup
     sm.create_model(
-        ModelName="mlops-iris-r1-model",
+        ModelName="mlops-iris-staging-r1-model",
         ExecutionRoleArn=ROLE,
         PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
     )
@@ -94,10 +95,13 @@ def test_failed_first_release_without_endpoint_config_is_fine(cleanup):
         {
             "endpoint_name": "mlops-iris-staging",
             "outcome": "failed",
-            "names": {"model": "mlops-iris-r1-model", "endpoint_config": "mlops-iris-r1-config"},
+            "names": {
+                "model": "mlops-iris-staging-r1-model",
+                "endpoint_config": "mlops-iris-staging-r1-config",
+            },
         }
     )
-    assert result["deleted"] == ["mlops-iris-r1-model"]
+    assert result["deleted"] == ["mlops-iris-staging-r1-model"]
     assert _names(sm) == (set(), set())
 
 
@@ -111,3 +115,24 @@ def test_a_newer_concurrent_release_is_not_touched(cleanup):
     )
     configs, models = _names(sm)
     assert newer["endpoint_config"] in configs and newer["model"] in models
+
+
+def test_another_stages_resources_are_never_touched(cleanup):
+    fn, sm = cleanup
+    sm.create_model(
+        ModelName="mlops-iris-prod-r0-model",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
+    )
+    time.sleep(0.01)
+    live = _release(sm, 1)
+    sm.create_endpoint(EndpointName="mlops-iris-staging", EndpointConfigName=live["endpoint_config"])
+    fn.clean_up(
+        {
+            "endpoint_name": "mlops-iris-staging",
+            "names": live,
+            "outcome": "succeeded",
+            "previous_config": None,
+        }
+    )
+    assert "mlops-iris-prod-r0-model" in _names(sm)[1]

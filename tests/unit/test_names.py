@@ -12,20 +12,20 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_release_names_are_valid_sagemaker_names_at_the_longest_project_name():
-    names = release_names_for("a" * 20, execution_name_for(COMMIT, 999, run_id="12345678901"))
+    names = release_names_for("a" * 20, "staging", execution_name_for(COMMIT, 999, run_id="12345678901"))
     for name in names.as_dict().values():
         assert len(name) <= 63
         assert SAGEMAKER_NAME.match(name)
 
 
 def test_rerun_of_the_same_commit_gets_different_names():
-    first = release_names_for("mlops-iris", execution_name_for(COMMIT, 1))
-    second = release_names_for("mlops-iris", execution_name_for(COMMIT, 2))
+    first = release_names_for("mlops-iris", "staging", execution_name_for(COMMIT, 1))
+    second = release_names_for("mlops-iris", "staging", execution_name_for(COMMIT, 2))
     assert set(first.as_dict().values()).isdisjoint(second.as_dict().values())
 
 
 def test_each_kind_of_resource_has_its_own_name_within_a_release():
-    names = release_names_for("mlops-iris", execution_name_for(COMMIT, 1)).as_dict()
+    names = release_names_for("mlops-iris", "staging", execution_name_for(COMMIT, 1)).as_dict()
     assert len(set(names.values())) == len(names)
 
 
@@ -44,3 +44,14 @@ def test_endpoint_name_is_stable_per_stage():
     assert endpoint_name_for("mlops-iris", "staging") == "mlops-iris-staging"
     with pytest.raises(InvalidNameError):
         endpoint_name_for("mlops-iris", "bad_stage")
+
+
+def test_stages_never_share_a_name_prefix():
+    from mlops.names import stage_prefix
+
+    staging = release_names_for("mlops-iris", "staging", execution_name_for(COMMIT, 1)).as_dict()
+    prod = release_names_for("mlops-iris", "prod", execution_name_for(COMMIT, 1)).as_dict()
+    assert all(name.startswith(stage_prefix("mlops-iris", "staging")) for name in staging.values())
+    assert not any(name.startswith(stage_prefix("mlops-iris", "staging")) for name in prod.values())
+    with pytest.raises(InvalidNameError, match="stage"):
+        stage_prefix("mlops-iris", "dev")
