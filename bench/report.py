@@ -123,14 +123,18 @@ def table(results: dict) -> str:
         )
     limits = s["in_process"]
     lines.append(
-        "| in-process limit, one core: calls/s (sklearn predict / our predict / our handler) | "
+        "| in-process limit, one core, calls/s (ours: single-row predict / whole handler; baseline: "
+        "scikit-learn predict) | "
         f"{_fmt(limits['ours_predict_one']['calls_per_second']['median'])} / "
         f"{_fmt(limits['ours_wsgi_handler']['calls_per_second']['median'])} | "
         f"{_fmt(limits['sklearn_predict']['calls_per_second']['median'])} | |"
     )
     reh = results["rehearsal"]
     if "seconds" in reh:
-        lines.append(f"| rehearsal, seconds (state machine) | {_fmt(reh['seconds']['median'], 1)} | | |")
+        lines.append(
+            f"| rehearsal, seconds: state machine (whole command) | {_fmt(reh['seconds']['median'], 1)} "
+            f"({_fmt(reh['command_seconds']['median'], 1)}) | | |"
+        )
     else:
         lines.append(f"| rehearsal | failed: {reh['failed'][:120]} | | |")
     image = results["image"]
