@@ -69,6 +69,30 @@ def split_lines(data: bytes) -> list[bytes]:
     return [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
 
 
+def is_plain_lines(data: bytes) -> bool:
+    """True when every line is a record (no blank lines, no CR): whole chunks can go to the server as they are."""
+    body = data.rstrip(b"\n")
+    return bool(body) and b"\r" not in body and b"\n\n" not in body and not body.startswith(b"\n")
+
+
+def line_chunks(data: bytes, max_payload_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """MultiRecord without per-record work: (index of the first record, whole lines up to the payload limit).
+    Every chunk ends with a newline."""
+    data = data.rstrip(b"\n") + b"\n"
+    position, first = 0, 0
+    while position < len(data):
+        end = min(position + max_payload_bytes, len(data))
+        if end < len(data):
+            cut = data.rfind(b"\n", position, end)
+            if cut < position:
+                raise TransformInputError(f"record {first + 1} is larger than MaxPayloadInMB")
+            end = cut + 1
+        chunk = data[position:end]
+        yield first, chunk
+        first += chunk.count(b"\n")
+        position = end
+
+
 def batches(records: list[bytes], strategy: str, max_payload_bytes: int) -> Iterator[tuple[int, list[bytes]]]:
     """Yields (index of the first record, records) per request: one record, or as many as fit the payload."""
     if strategy == "SingleRecord":

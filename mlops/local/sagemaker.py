@@ -211,33 +211,57 @@ class LocalSageMaker:
             raise batch.TransformInputError(f"no input objects under {source['S3Uri']}")
         headers = {"Content-Type": content_type, "Accept": accept}
 
-        def score(key: str, first: int, records: list[bytes]) -> list[bytes]:
-            body = b"\n".join(input_filter.apply(r) for r in records) + b"\n"
+        def post(key: str, first: int, count: int, body: bytes) -> bytes:
             status, _, payload = server.request("POST", "/invocations", body, headers)
             if status != 200:
                 detail = payload.decode(errors="replace").strip()
                 raise batch.TransformInputError(
-                    f"object s3://{in_bucket}/{key}, lines {first + 1}-{first + len(records)}: "
+                    f"object s3://{in_bucket}/{key}, lines {first + 1}-{first + count}: "
                     f"the model server answered {status}: {detail[:500]}"
                 )
-            outputs = batch.split_lines(payload)
+            return payload
+
+        def score(key: str, first: int, records: list[bytes]) -> bytes:
+            body = b"\n".join(input_filter.apply(r) for r in records) + b"\n"
+            outputs = batch.split_lines(post(key, first, len(records), body))
             if len(outputs) != len(records):
                 raise batch.TransformInputError(
                     f"object s3://{in_bucket}/{key}: {len(records)} records in, {len(outputs)} out"
                 )
-            return batch.join_outputs(records, outputs, join_source, output_filter)
+            return b"\n".join(batch.join_outputs(records, outputs, join_source, output_filter))
 
+        def score_chunk(key: str, first: int, chunk: bytes) -> bytes:
+            # Whole lines passed through untouched: no per-record work in this process.
+            count = chunk.count(b"\n")
+            payload = post(key, first, count, chunk).rstrip(b"\n")
+            answered = payload.count(b"\n") + 1 if payload else 0
+            if answered != count:
+                raise batch.TransformInputError(
+                    f"object s3://{in_bucket}/{key}: {count} records in, {answered} out"
+                )
+            return payload
+
+        passthrough = input_filter.selects_all and output_filter.selects_all and join_source != "Input"
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for key in keys:
-                records = batch.split_lines(s3.get_object(Bucket=in_bucket, Key=key)["Body"].read())
-                futures = [
-                    pool.submit(score, key, first, chunk)
-                    for first, chunk in batch.batches(records, strategy, max_payload)
-                ]
-                lines = [line for future in futures for line in future.result()]
+                data = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
+                if passthrough and strategy == "MultiRecord" and batch.is_plain_lines(data):
+                    futures = [
+                        pool.submit(score_chunk, key, first, chunk)
+                        for first, chunk in batch.line_chunks(data, max_payload)
+                    ]
+                else:
+                    futures = [
+                        pool.submit(score, key, first, chunk)
+                        for first, chunk in batch.batches(batch.split_lines(data), strategy, max_payload)
+                    ]
                 name = key[len(in_prefix) :].lstrip("/") if in_prefix and key != in_prefix else Path(key).name
                 out_key = f"{out_prefix.rstrip('/')}/{name}.out".lstrip("/")
-                s3.put_object(Bucket=out_bucket, Key=out_key, Body=b"\n".join(lines) + b"\n")
+                s3.put_object(
+                    Bucket=out_bucket,
+                    Key=out_key,
+                    Body=b"\n".join(future.result() for future in futures) + b"\n",
+                )
 
     # -- endpoints ---------------------------------------------------------------------------------------
     def _start_server_for(self, backend: SageMakerModelBackend, config_name: str, label: str) -> ModelServer:

@@ -57,3 +57,37 @@ def test_join_source_input_then_output_filter_keeps_label_and_prediction():
 def test_output_count_mismatch_is_an_error():
     with pytest.raises(ValueError):
         join_outputs([b"a", b"b"], [b"x"], "Input", CsvFilter.parse("$"))
+
+
+def test_line_chunks_keep_whole_lines_within_the_payload_and_count_records():
+    from mlops.local.batch import line_chunks
+
+    data = b"".join(f"{i},1.5,2.5,3.5\n".encode() for i in range(1000))
+    chunks = list(line_chunks(data, 100))
+    assert b"".join(chunk for _, chunk in chunks) == data
+    assert all(len(chunk) <= 100 and chunk.endswith(b"\n") for _, chunk in chunks)
+    firsts = [first for first, _ in chunks]
+    assert firsts[0] == 0 and firsts[1] == chunks[0][1].count(b"\n")
+
+
+def test_line_chunks_refuse_a_record_longer_than_the_payload():
+    from mlops.local.batch import line_chunks
+
+    with pytest.raises(TransformInputError, match="record 2"):
+        list(line_chunks(b"a\n" + b"x" * 50 + b"\n", 20))
+
+
+@pytest.mark.parametrize(
+    ("data", "plain"),
+    [
+        (b"a,1\nb,2\n", True),
+        (b"a,1\nb,2", True),
+        (b"a,1\n\nb,2\n", False),
+        (b"a,1\r\nb,2\r\n", False),
+        (b"\n", False),
+    ],
+)
+def test_only_plain_lines_take_the_passthrough_path(data, plain):
+    from mlops.local.batch import is_plain_lines
+
+    assert is_plain_lines(data) is plain
