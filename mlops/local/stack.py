@@ -52,6 +52,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         quiet_logs()
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.runner.warm_up()
         if self.shared:
             return self._start_beside(self.shared)
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
