@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from mlops.approver import click, wait_for_approval_mail
 from mlops.local.outbox import read_message
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
         assert summary is not None, stderr_so_far()
         assert summary["status"] == "SUCCEEDED"
         assert summary["prediction"] == {"result": "setosa"}
-        assert summary["states"][:4] == ["Configure", "Train", "RegisterModel", "CreateModel"]
+        assert summary["states"][:5] == ["Configure", "ReleaseOrPromote", "Train", "RegisterModel", "CreateModel"]
         assert summary["states"][-1] == "Released"
         assert "RequestApproval" in summary["states"]
         api = summary["api_url"] + "/v1/invokeSagemakerAPI"
@@ -89,6 +90,10 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
 
         registry = session.client("sagemaker", **local)
         packages = registry.list_model_packages(ModelPackageGroupName="mlops-iris")["ModelPackageSummaryList"]
+        version = registry.describe_model_package(ModelPackageName=summary["model_package_arn"])
+        assert version["InferenceSpecification"]["SupportedContentTypes"] == ["text/csv"]
+        assert version["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].endswith("-eval.json")
+        assert "approved by Rehearsal Approver" in version["ApprovalDescription"]
         assert [p["ModelPackageArn"] for p in packages] == [summary["model_package_arn"]]
         assert packages[0]["ModelApprovalStatus"] == summary["approval_status"] == "Approved"
         model_name = json.loads(execution["output"])["names"]["model"]
@@ -116,6 +121,21 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
         ]
         assert any("Approve release" in s for s in subjects)
         assert any("is live" in s for s in subjects)
+
+        # Through the local API Gateway: the used link is spent, an altered one is refused; neither decides.
+        _, links = wait_for_approval_mail(tmp_path / "work" / "outbox", timeout=5)
+        assert click(links["approve"], "Mallory", "again")[0] == 409
+        _, signature = links["reject"].split("d=", 1)[1].split(".")
+        forged = links["reject"].replace(
+            signature, signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+        )
+        assert click(forged, "Mallory", "forged")[0] == 403
+        assert (
+            registry.describe_model_package(ModelPackageName=summary["model_package_arn"])[
+                "ModelApprovalStatus"
+            ]
+            == "Approved"
+        )
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
