@@ -11,6 +11,7 @@ from approval_pages import (
     e,
     evidence_html,
     format_accuracy,
+    format_training_metrics,
     page,
     short_commit,
 )
@@ -35,6 +36,7 @@ def _text_body(evidence: dict[str, Any], approve_url: str, reject_url: str, expi
         f"Commit:            {release.get('commit')}",
         f"Image:             {release.get('image_uri')}",
         f"Training job:      {training.get('job_name')}",
+        f"Training metrics:  {format_training_metrics(evaluation.get('training_metrics'))}",
         f"Held-out accuracy: {format_accuracy(evaluation.get('accuracy'), evaluation.get('rows'))}",
         f"Current endpoint:  {champion_text(evaluation)}",
         f"Report:            {evaluation.get('report_uri')}",

@@ -86,6 +86,24 @@ def champion_text(evaluation: dict[str, Any]) -> str:
     return f"The serving endpoint ({config}) scores {scored} on the same held-out rows{delta}."
 
 
+def format_training_metrics(metrics: dict[str, Any] | None) -> str:
+    if not metrics:
+        return "not recorded"
+    parts = []
+    if "training_accuracy" in metrics:
+        parts.append(
+            f"training accuracy {metrics['training_accuracy']:.4f} on {metrics.get('rows', '?')} rows"
+        )
+    cv = metrics.get("cross_validation") or {}
+    if cv:
+        parts.append(
+            f"{cv.get('folds')}-fold cross-validation {cv.get('accuracy', 0):.4f} ± {cv.get('std', 0):.4f}"
+        )
+    if "tree_depth" in metrics:
+        parts.append(f"tree depth {metrics['tree_depth']}, {metrics.get('tree_leaves', '?')} leaves")
+    return "; ".join(parts) or "not recorded"
+
+
 def evidence_html(evidence: dict[str, Any], *, predictions_link: bool = True) -> str:
     release = evidence.get("release") or {}
     training = evidence.get("training") or {}
@@ -94,6 +112,7 @@ def evidence_html(evidence: dict[str, Any], *, predictions_link: bool = True) ->
         ("Commit", e(release.get("commit"))),
         ("Image", e(release.get("image_uri"))),
         ("Training job", e(training.get("job_name"))),
+        ("Training metrics", e(format_training_metrics(evaluation.get("training_metrics")))),
         ("Held-out accuracy", e(format_accuracy(evaluation.get("accuracy"), evaluation.get("rows")))),
         ("Current endpoint", e(champion_text(evaluation))),
         ("Evaluation report", e(evaluation.get("report_uri"))),

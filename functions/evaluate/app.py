@@ -8,8 +8,10 @@ rows so the approver can compare.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import tarfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -228,6 +230,24 @@ def write_report(transform_job: str, report: dict[str, Any]) -> str:
     return f"s3://{ARTIFACT_BUCKET}/{key}"
 
 
+def training_metrics(model_data_uri: str | None) -> dict[str, Any] | None:
+    """What train recorded about the fit (metadata.json in model.tar.gz), for the approver; None if unreadable."""
+    if not model_data_uri:
+        return None
+    try:
+        bucket, key = model_data_uri.removeprefix("s3://").split("/", 1)
+        archive = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            member = tar.extractfile("metadata.json")
+            metadata = json.loads(member.read()) if member else {}
+    except (ClientError, tarfile.TarError, KeyError, ValueError) as exc:
+        logger.warning("no training metrics", extra={"reason": type(exc).__name__})
+        return None
+    training = metadata.get("metrics", {}).get("training") or {}
+    keep = ("rows", "training_accuracy", "tree_depth", "tree_leaves", "cross_validation")
+    return {k: training[k] for k in keep if k in training}
+
+
 @tracer.capture_method(capture_response=False)
 def evaluate(event: dict[str, Any]) -> dict[str, Any]:
     predictions_uri = event["predictions_uri"]
@@ -263,7 +283,13 @@ def evaluate(event: dict[str, Any]) -> dict[str, Any]:
             "champion_accuracy": champion and champion.get("accuracy"),
         },
     )
-    return {**result, "report_uri": report_uri, "predictions_url": predictions_url, "champion": champion}
+    return {
+        **result,
+        "report_uri": report_uri,
+        "predictions_url": predictions_url,
+        "champion": champion,
+        "training_metrics": training_metrics(event.get("model_data")),
+    }
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

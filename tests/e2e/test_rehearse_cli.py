@@ -123,7 +123,9 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
         assert any("is live" in s for s in subjects)
 
         # Through the local API Gateway: the used link is spent, an altered one is refused; neither decides.
-        _, links = wait_for_approval_mail(tmp_path / "work" / "outbox", timeout=5)
+        mail, links = wait_for_approval_mail(tmp_path / "work" / "outbox", timeout=5)
+        text = read_message(mail).get_body(preferencelist=("plain",)).get_content()
+        assert "Training metrics:  training accuracy" in text and "Held-out accuracy: 0.9" in text
         assert click(links["approve"], "Mallory", "again")[0] == 409
         _, signature = links["reject"].split("d=", 1)[1].split(".")
         forged = links["reject"].replace(

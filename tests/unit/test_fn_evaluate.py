@@ -287,3 +287,42 @@ def test_scores_are_consistent_for_any_predictions(scoring, pairs):
     assert sum(c["support"] for c in result["per_class"].values()) == len(pairs)
     for i, label in enumerate(result["labels"]):
         assert result["per_class"][label]["support"] == sum(matrix[i])
+
+
+def test_training_metrics_come_from_the_model_archive_and_a_missing_one_is_none(evaluate_fn_for_metrics):
+    fn, s3 = evaluate_fn_for_metrics
+    import io
+    import json as _json
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = _json.dumps(
+            {
+                "metrics": {
+                    "training": {
+                        "rows": 120,
+                        "training_accuracy": 1.0,
+                        "tree_depth": 6,
+                        "tree_leaves": 9,
+                        "class_counts": {"a": 1},
+                    }
+                }
+            }
+        ).encode()
+        info = tarfile.TarInfo("metadata.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    s3.put_object(Bucket="metrics-bucket", Key="training/job/output/model.tar.gz", Body=buffer.getvalue())
+    metrics = fn.training_metrics("s3://metrics-bucket/training/job/output/model.tar.gz")
+    assert metrics == {"rows": 120, "training_accuracy": 1.0, "tree_depth": 6, "tree_leaves": 9}
+    assert fn.training_metrics("s3://metrics-bucket/training/none/model.tar.gz") is None
+    assert fn.training_metrics(None) is None
+
+
+@pytest.fixture
+def evaluate_fn_for_metrics(aws, monkeypatch):
+    monkeypatch.setenv("ARTIFACT_BUCKET", "metrics-bucket")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="metrics-bucket")
+    return load_function("evaluate/app.py"), s3
