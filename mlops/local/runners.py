@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import http.client
-import multiprocessing
+import json
 import os
-import runpy
 import signal
 import socket
 import subprocess
@@ -88,23 +87,70 @@ class ModelServer:
         return self.process.returncode
 
 
-# Training starts in a fork of a server that has already imported scikit-learn (seconds on a small machine).
-_WARM = multiprocessing.get_context("forkserver")
+# A warm interpreter that has imported scikit-learn forks one child per training job: importing scikit-learn
+# costs seconds on a small machine, every time. It reads one JSON request a line and answers the exit code.
+_WARM_SERVER = r"""
+import json, os, runpy, sys
+import mlmodel.train  # noqa: F401 - what makes the forks fast
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.environ.clear()
+            os.environ.update(request["env"])
+            log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            sys.argv = [request["program"]]
+            runpy.run_path(request["program"], run_name="__main__")
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+        except BaseException:
+            code = 2
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print(os.waitstatus_to_exitcode(status), flush=True)
+"""
 
 
-def _run_program(path: str, environ: dict[str, str], log_path: str) -> None:
-    """In the warm fork: run the program file itself as ``python path`` would, output to its log."""
-    os.environ.clear()
-    os.environ.update(environ)
-    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    sys.argv = [path]
-    runpy.run_path(path, run_name="__main__")  # its sys.exit(code) becomes the process's exit code
+class _WarmTrainer:
+    """One warm interpreter per process, shared by the jobs (one job at a time, in order)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-c", _WARM_SERVER],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    bufsize=1,
+                )
+
+    def run(self, program: Path, env: dict[str, str], log_path: Path) -> int | None:
+        """The program's exit code, or None if the warm interpreter is gone (the caller then runs it cold)."""
+        self.start()
+        with self._lock:
+            try:
+                self._process.stdin.write(
+                    json.dumps({"program": str(program), "env": env, "log": str(log_path)}) + "\n"
+                )
+                answer = self._process.stdout.readline()
+            except (BrokenPipeError, OSError):
+                return None
+        return int(answer) if answer.strip() else None
 
 
-def _nothing() -> None:
-    return None
+_WARM = _WarmTrainer()
 
 
 class ProcessRunner:
@@ -114,12 +160,9 @@ class ProcessRunner:
     _warm = False
 
     def warm_up(self) -> None:
-        """Starts, in the background, the warm server that ``train`` forks from."""
-        if ProcessRunner._warm:
-            return
+        """Starts the warm interpreter that ``train`` forks from (it loads while the stack starts)."""
         ProcessRunner._warm = True
-        _WARM.set_forkserver_preload(["mlmodel.train"])
-        threading.Thread(target=lambda: _WARM.Process(target=_nothing).start(), daemon=True).start()
+        _WARM.start()
 
     def _command(self, program: str) -> list[str]:
         return [sys.executable, str(CONTAINER_BIN / program)]
@@ -139,10 +182,9 @@ class ProcessRunner:
     def train(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> int:
         argv, environ = self._argv(image, base, "train", env or {})
         if self._warm and environ is not None:
-            process = _WARM.Process(target=_run_program, args=(argv[-1], environ, str(log_path)))
-            process.start()
-            process.join()
-            return process.exitcode if process.exitcode is not None else 1
+            code = _WARM.run(Path(argv[-1]), environ, log_path)
+            if code is not None:
+                return code
         with log_path.open("ab") as log:
             return subprocess.run(
                 argv, env=environ, stdout=log, stderr=subprocess.STDOUT, check=False
