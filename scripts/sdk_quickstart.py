@@ -28,6 +28,7 @@ from typing import Any
 
 INSTALL_HINT = "pip install -e '.[sdk]'  (or scripts/sdk_venv, which makes .venv-sdk)"
 TRAINING_CHANNEL = "training"  # the channel the container's train program reads (mlmodel.contract)
+PIPELINE_JOB_SUFFIX = "-train"
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 TERMINAL_JOB_STATES = {"Completed", "Failed", "Stopped"}
 
@@ -103,16 +104,21 @@ class TrainingSetup:
 
 
 def pipeline_training_job(job_name: str | None = None) -> TrainingSetup:
-    """The setup of a training job of the pipeline: ``job_name``, or the most recent completed one."""
+    """The setup of a training job: ``job_name``, or the pipeline's most recent completed one."""
     _, _, resources, _, _ = _sdk()
     if job_name is None:
         completed = resources.TrainingJob.get_all(
-            status_equals="Completed", sort_by="CreationTime", sort_order="Descending"
+            name_contains=PIPELINE_JOB_SUFFIX,
+            status_equals="Completed",
+            sort_by="CreationTime",
+            sort_order="Descending",
         )
-        latest = next(iter(completed), None)
+        # The pipeline's jobs end in -train (mlops.names); this module's own jobs do not.
+        latest = next((j for j in completed if j.training_job_name.endswith(PIPELINE_JOB_SUFFIX)), None)
         if latest is None:
             raise QuickstartError(
-                "no completed training job yet: release once, or pass every option of train"
+                "the pipeline has no completed training job yet: release once, "
+                "or pass --image-uri, --train-uri, --output-uri and --role-arn"
             )
         job_name = latest.training_job_name
     job = resources.TrainingJob.get(job_name)

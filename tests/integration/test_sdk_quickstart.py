@@ -83,6 +83,7 @@ def local_aws(tmp_path_factory):
             "bucket": clients["s3"].list_buckets()["Buckets"][0]["Name"],
             "image_uri": execution_input["release"]["image_uri"],
             "role_arn": pipeline_job["RoleArn"],
+            "pipeline_job": pipeline_job["TrainingJobName"],
         }
     finally:
         process.send_signal(signal.SIGTERM)
@@ -156,6 +157,8 @@ def test_an_invalid_hyperparameter_fails_the_sdk_job_with_the_container_reason(s
     done = _cli(
         sdk_python,
         "train",
+        "--like",
+        local_aws["pipeline_job"],
         "-p",
         "max_depth=-3",
         endpoint_url=local_aws["summary"]["aws_endpoint_url"],
@@ -170,21 +173,21 @@ def test_an_invalid_hyperparameter_fails_the_sdk_job_with_the_container_reason(s
 
 
 def test_cli_train_defaults_to_the_setup_of_the_pipelines_last_job(sdk_python, local_aws):
-    pipeline_job = json.loads(
-        local_aws["clients"]["stepfunctions"].describe_execution(
-            executionArn=local_aws["summary"]["execution_arn"]
-        )["input"]
-    )["names"]["training_job"]
-
-    done = _cli(
-        sdk_python, "train", "--like", pipeline_job, endpoint_url=local_aws["summary"]["aws_endpoint_url"]
+    # A job of the quickstart's own completes first: the default must still be the pipeline's job.
+    _in_sdk_venv(
+        sdk_python,
+        local_aws,
+        "setup = quick.pipeline_training_job()\n"
+        "result = quick.train(setup.image_uri, setup.train_uri, setup.output_uri, setup.role_arn)",
     )
 
+    done = _cli(sdk_python, "train", endpoint_url=local_aws["summary"]["aws_endpoint_url"])
+
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"training like {pipeline_job}" in done.stderr
+    assert f"training like {local_aws['pipeline_job']}" in done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == "Completed"
-    assert result["model_data"].startswith(f"s3://{local_aws['bucket']}/training/")
+    assert result["model_data"].startswith(f"s3://{local_aws['bucket']}/training/mlops-iris-sdk-")
 
 
 def test_predict_through_the_sdk_endpoint_invoke_returns_the_labels(sdk_python, local_aws):
