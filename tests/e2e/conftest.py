@@ -9,11 +9,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_rehearsal(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[int, dict, str]:
-    """Runs ``python -m mlops rehearse`` as a user would; returns exit code, final JSON line, stderr."""
+def run_mlops(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m mlops ARGS`` as a user runs it, with no AWS settings of this machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "mlops", "rehearse", "--work-dir", str(tmp_path / "work"), *args],
+    return subprocess.run(
+        [sys.executable, "-m", "mlops", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -21,6 +21,11 @@ def run_rehearsal(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[int
         timeout=timeout,
         check=False,
     )
+
+
+def run_rehearsal(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[int, dict, str]:
+    """Runs ``mlops rehearse``; returns exit code, final JSON line, stderr."""
+    done = run_mlops("rehearse", "--work-dir", str(tmp_path / "work"), *args, timeout=timeout)
     lines = done.stdout.strip().splitlines()
     assert lines, f"no output; stderr:\n{done.stderr[-3000:]}"
     return done.returncode, json.loads(lines[-1]), done.stderr
@@ -29,3 +34,8 @@ def run_rehearsal(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[int
 @pytest.fixture
 def rehearse(tmp_path):
     return lambda *args, **kw: run_rehearsal(tmp_path, *args, **kw)
+
+
+@pytest.fixture
+def mlops_cli():
+    return run_mlops

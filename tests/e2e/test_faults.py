@@ -111,32 +111,9 @@ def test_throttled_sagemaker_call_is_retried_and_the_release_succeeds(rehearse):
     assert {"state": "CreateModel", "error": "SageMaker.ThrottlingException"} in summary["task_errors"]
 
 
-def test_same_execution_name_twice_is_refused_with_advice(rehearse, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    repo = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlops",
-            "rehearse",
-            "--releases",
-            "2",
-            "--fault",
-            "duplicate-execution@2",
-            "--work-dir",
-            str(tmp_path / "dup"),
-        ],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+def test_same_execution_name_twice_is_refused_with_advice(mlops_cli, tmp_path):
+    done = mlops_cli(
+        "rehearse", "--releases", "2", "--fault", "duplicate-execution@2", "--work-dir", str(tmp_path / "dup")
     )
     assert done.returncode == 2
     assert "already exists" in done.stderr and "--attempt" in done.stderr

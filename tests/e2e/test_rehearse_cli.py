@@ -180,17 +180,8 @@ def test_invalid_hyperparameter_fails_at_training_naming_it(rehearse):
     assert "NotifyFailure" in summary["states"]
 
 
-def test_missing_definition_file_is_a_clear_error(rehearse, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "mlops", "rehearse", "--definition", str(tmp_path / "nope.json")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_missing_definition_file_is_a_clear_error(mlops_cli, tmp_path):
+    done = mlops_cli("rehearse", "--definition", str(tmp_path / "nope.json"), timeout=60)
     assert done.returncode == 2
     assert "nope.json does not exist" in done.stderr
     assert "Traceback" not in done.stderr

@@ -22,6 +22,17 @@ def sfn(aws_credentials):
         yield client, arn
 
 
+def _push(ecr) -> None:
+    """What a docker push of the commit-tagged image leaves in ECR."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"digest": "sha256:" + "0" * 64},
+        "layers": [],
+    }
+    ecr.put_image(repositoryName="mlops-iris", imageTag=COMMIT, imageManifest=json.dumps(manifest))
+
+
 def _release(**overrides):
     values = {
         "project": "mlops-iris",
@@ -65,18 +76,7 @@ def test_image_tag_exists_tells_whether_to_skip_the_push(aws_credentials):
         ecr = boto3.client("ecr", region_name="us-east-1")
         ecr.create_repository(repositoryName="mlops-iris", imageTagMutability="IMMUTABLE")
         assert not image_tag_exists(ecr, "mlops-iris", COMMIT)
-        ecr.put_image(
-            repositoryName="mlops-iris",
-            imageTag=COMMIT,
-            imageManifest=json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                    "config": {"digest": "sha256:" + "0" * 64},
-                    "layers": [],
-                }
-            ),
-        )
+        _push(ecr)
         assert image_tag_exists(ecr, "mlops-iris", COMMIT)
 
 
@@ -101,18 +101,7 @@ def test_image_exists_cli_exits_0_1_or_2(aws_credentials, capsys):
         ecr = boto3.client("ecr", region_name="us-east-1")
         ecr.create_repository(repositoryName="mlops-iris")
         assert main(["image-exists", "mlops-iris", COMMIT]) == 1
-        ecr.put_image(
-            repositoryName="mlops-iris",
-            imageTag=COMMIT,
-            imageManifest=json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                    "config": {"digest": "sha256:" + "0" * 64},
-                    "layers": [],
-                }
-            ),
-        )
+        _push(ecr)
         assert main(["image-exists", "mlops-iris", COMMIT]) == 0
         assert json.loads(capsys.readouterr().out.splitlines()[-1])["exists"] is True
         assert main(["image-exists", "no-such-repo", COMMIT]) == 2
