@@ -1,8 +1,8 @@
 """`python -m bench.run [--quick]`: every benchmark figure, printed as one JSON object on stdout.
 
 Progress goes to stderr. The JSON is also written to `--out` (default bench/results.json), and the table
-between the `<!-- bench:start -->` and `<!-- bench:end -->` markers of README.md (or, while README.md has no
-such block, of bench/README_SECTION.md) is rewritten unless `--no-readme`.
+between the `<!-- bench:start -->` and `<!-- bench:end -->` markers of README.md is rewritten unless
+`--no-readme`.
 """
 
 from __future__ import annotations
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", default=str(REPO_ROOT / "bench" / "results.json"), help="where the JSON goes"
     )
-    parser.add_argument(
-        "--no-readme", action="store_true", help="leave README.md and README_SECTION.md alone"
-    )
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     parser.add_argument("--skip", action="append", default=[], choices=["image"], help="leave a figure out")
     args = parser.parse_args(argv)
     # Before anything imports the model server, whose app factory logs to stdout when nothing is set up.
@@ -171,10 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(text + "\n")
     if not args.no_readme:
         table = report.table(results)
-        for target in (REPO_ROOT / "README.md", REPO_ROOT / "bench" / "README_SECTION.md"):
-            if report.rewrite_block(target, table):
-                log(f"==> table written to {target.relative_to(REPO_ROOT)}")
-                break
+        if report.rewrite_block(REPO_ROOT / "README.md", table):
+            log("==> table written to README.md")
     for goal in results["goals"]:
         log(f"  {'pass' if goal['pass'] else 'MISS'}  {goal['goal']}: {goal['measured']} ({goal['target']})")
     print(json.dumps(results), flush=True)
