@@ -89,3 +89,9 @@ def install(outbox: Outbox) -> None:
     SESBackend.send_raw_email = _send_raw_email
     SESBackend.send_email = _send_email
     Subscription.publish = _sns_publish
+
+
+def uninstall() -> None:
+    """Mail is no longer written to the outbox (moto keeps its own record of it as usual)."""
+    global _active
+    _active = None

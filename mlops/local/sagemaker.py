@@ -428,25 +428,25 @@ def _active() -> LocalSageMaker:
 
 
 def _create_training_job(self, *args, **kwargs):
-    job = _originals["create_training_job"](self, *args, **kwargs)
+    job = _originals["SageMakerModelBackend.create_training_job"](self, *args, **kwargs)
     _active().start_training(job)
     return job
 
 
 def _create_transform_job(self, *args, **kwargs):
-    job = _originals["create_transform_job"](self, *args, **kwargs)
+    job = _originals["SageMakerModelBackend.create_transform_job"](self, *args, **kwargs)
     _active().start_transform(job, self)
     return job
 
 
 def _create_endpoint(self, *args, **kwargs):
-    endpoint = _originals["create_endpoint"](self, *args, **kwargs)
+    endpoint = _originals["SageMakerModelBackend.create_endpoint"](self, *args, **kwargs)
     _active().start_endpoint(endpoint, self)
     return endpoint
 
 
 def _delete_endpoint(self, endpoint_name: str) -> None:
-    _originals["delete_endpoint"](self, endpoint_name)
+    _originals["SageMakerModelBackend.delete_endpoint"](self, endpoint_name)
     _active().stop_endpoint(endpoint_name)
 
 
@@ -480,7 +480,19 @@ def _create_model_maybe_throttled(self):
     if "throttle" in local.faults:
         local.faults.discard("throttle")
         raise JsonRESTError("ThrottlingException", "Rate exceeded (injected fault: throttle)")
-    return _originals["response_create_model"](self)
+    return _originals["SageMakerResponse.create_model"](self)
+
+
+_PATCHES = (
+    (SageMakerModelBackend, "create_training_job", _create_training_job),
+    (SageMakerModelBackend, "create_transform_job", _create_transform_job),
+    (SageMakerModelBackend, "create_endpoint", _create_endpoint),
+    (SageMakerModelBackend, "delete_endpoint", _delete_endpoint),
+    (SageMakerModelBackend, "update_endpoint", _backend_update_endpoint),  # moto has no UpdateEndpoint
+    (SageMakerResponse, "update_endpoint", _response_update_endpoint),
+    (SageMakerResponse, "create_model", _create_model_maybe_throttled),
+    (SageMakerRuntimeResponse, "invoke_endpoint", _runtime_invoke_endpoint),
+)
 
 
 def install(local: LocalSageMaker) -> None:
@@ -488,21 +500,19 @@ def install(local: LocalSageMaker) -> None:
     _ACTIVE = local
     if _originals:
         return
-    for name, patched in (
-        ("create_training_job", _create_training_job),
-        ("create_transform_job", _create_transform_job),
-        ("create_endpoint", _create_endpoint),
-        ("delete_endpoint", _delete_endpoint),
-    ):
-        _originals[name] = getattr(SageMakerModelBackend, name)
-        setattr(SageMakerModelBackend, name, patched)
-    _originals["response_create_model"] = SageMakerResponse.create_model
-    SageMakerResponse.create_model = _create_model_maybe_throttled
-    SageMakerModelBackend.update_endpoint = _backend_update_endpoint
-    SageMakerResponse.update_endpoint = _response_update_endpoint
-    SageMakerRuntimeResponse.invoke_endpoint = _runtime_invoke_endpoint
+    for owner, name, patched in _PATCHES:
+        _originals[f"{owner.__name__}.{name}"] = owner.__dict__.get(name)
+        setattr(owner, name, patched)
 
 
 def uninstall() -> None:
+    """moto behaves as plain moto again (other tests in the same process may use it)."""
     global _ACTIVE
     _ACTIVE = None
+    for owner, name, _ in _PATCHES:
+        original = _originals.pop(f"{owner.__name__}.{name}", None)
+        if original is None:
+            if name in owner.__dict__:
+                delattr(owner, name)
+        else:
+            setattr(owner, name, original)

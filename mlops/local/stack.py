@@ -236,6 +236,7 @@ class LocalStack:
             return
         self.sagemaker.shutdown()
         sagemaker.uninstall()
+        outbox.uninstall()
         self.server.stop()
         os.environ.clear()
         os.environ.update(self._saved_env)

@@ -55,8 +55,12 @@ def test_whole_line_chunks_and_per_record_batches_agree_with_predict(served):
     s3.put_object(Bucket="bench-b", Key="in/plain.csv", Body=body)
     s3.put_object(Bucket="bench-b", Key="blank/gappy.csv", Body=body.replace(b"\n", b"\n\n", 3))
     local = local_sagemaker(url, work)
-    run_transform(local, server, transform_job("s3://bench-b/in/", "s3://bench-b/out-plain/", max_payload_mb=1))
-    run_transform(local, server, transform_job("s3://bench-b/blank/", "s3://bench-b/out-gappy/", max_payload_mb=1))
+    run_transform(
+        local, server, transform_job("s3://bench-b/in/", "s3://bench-b/out-plain/", max_payload_mb=1)
+    )
+    run_transform(
+        local, server, transform_job("s3://bench-b/blank/", "s3://bench-b/out-gappy/", max_payload_mb=1)
+    )
     plain = s3.get_object(Bucket="bench-b", Key="out-plain/plain.csv.out")["Body"].read().decode().split()
     gappy = s3.get_object(Bucket="bench-b", Key="out-gappy/gappy.csv.out")["Body"].read().decode().split()
     expected = estimator.predict(rows).tolist()
@@ -70,4 +74,6 @@ def test_a_bad_row_names_the_object_and_its_lines(served):
     s3.create_bucket(Bucket="bench-c")
     s3.put_object(Bucket="bench-c", Key="in/bad.csv", Body=b"1,2,3,4\n1,2,x,4\n")
     with pytest.raises(TransformInputError, match=r"s3://bench-c/in/bad.csv, lines 1-2: .*400"):
-        run_transform(local_sagemaker(url, work), server, transform_job("s3://bench-c/in/", "s3://bench-c/out/"))
+        run_transform(
+            local_sagemaker(url, work), server, transform_job("s3://bench-c/in/", "s3://bench-c/out/")
+        )
