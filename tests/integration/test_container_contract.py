@@ -8,7 +8,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ from mlmodel.contract import (
     Paths,
 )
 
+from mlops.local.runners import ModelServer, free_port
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,12 +41,6 @@ def write_iris_split(out_dir: Path) -> tuple[Path, Path]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.write_iris_split(out_dir)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def program_env(base: Path, **extra: str) -> dict[str, str]:
@@ -77,38 +72,32 @@ def request(port: int, method: str, path: str, body: bytes | None = None, header
         conn.close()
 
 
-class Server:
+class Server(ModelServer):
+    """bin/serve as a real process (the local runtime's ModelServer), with what these tests ask of it."""
+
     def __init__(self, base: Path, log: Path, workers: int = 1):
-        self.port = free_port()
-        self.log = log
+        port = free_port()
         with log.open("wb") as out:
-            self.process = subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, str(BIN / "serve")],
-                env=program_env(base, **{PORT_ENV: str(self.port), WORKERS_ENV: str(workers)}),
+                env=program_env(base, **{PORT_ENV: str(port), WORKERS_ENV: str(workers)}),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        super().__init__(process=process, port=port, log_path=log)
 
     def wait_until_listening(self) -> int:
         """Polls GET /ping until the server answers; returns that first answer's status."""
         deadline = time.monotonic() + READY_SECONDS
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"serve exited early: {self.log.read_text()}"
+            assert self.process.poll() is None, f"serve exited early: {self.log_path.read_text()}"
             try:
                 return request(self.port, "GET", "/ping")[0]
             except OSError:
                 time.sleep(0.1)
-        raise AssertionError(f"serve did not answer /ping within {READY_SECONDS} s: {self.log.read_text()}")
-
-    def stop(self, timeout: float = 15) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        raise AssertionError(
+            f"serve did not answer /ping within {READY_SECONDS} s: {self.log_path.read_text()}"
+        )
 
     def post_csv(self, body: bytes, **headers: str):
         return request(self.port, "POST", "/invocations", body, {"Content-Type": "text/csv", **headers})
