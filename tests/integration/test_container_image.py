@@ -10,7 +10,6 @@ import http.client
 import importlib.util
 import json
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from mlmodel.contract import MODEL_FILE, Paths
 
 from mlops.local import podman
+from mlops.local.runners import free_port
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -28,12 +28,6 @@ TAG = "localhost/sagemaker-sfn-mlops-model:test"
 # image under 400 MB; today it adds about 220 MB.
 MAX_ADDED_BYTES = 240 * 1000**2
 READY_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def in_image(*command: str) -> str:
