@@ -1,6 +1,8 @@
 """The local runtime patches private parts of moto; an upgrade that moves them must fail here, loudly."""
 
 import inspect
+import subprocess
+import sys
 
 import moto
 from moto.sagemaker.models import FakeEndpoint, FakeTrainingJob, FakeTransformJob, SageMakerModelBackend
@@ -59,3 +61,18 @@ def test_install_routes_sagemaker_and_keeps_other_services():
     assert type(state_task_factory.state_task_service_for("sns")).__name__ == "StateTaskServiceSns"
     engine.install(lambda arn, event: (True, {}))  # twice must not wrap twice
     assert state_task_factory.state_task_service_for.original.__name__ == "state_task_service_for"
+
+
+def test_the_interpreter_loads_without_moto_ec2_and_batch_still_loads_later():
+    # A fresh interpreter: this test process may have imported moto.batch already.
+    probe = (
+        "import sys, mlops.local.engine\n"
+        "assert 'moto.ec2.models' not in sys.modules, 'moto.ec2 was imported at start-up'\n"
+        "from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import "
+        "state_task_service_factory as f\n"
+        "assert type(f.state_task_service_for('batch')).__name__ == 'StateTaskServiceBatch'\n"
+        "import moto.batch\n"
+        "assert moto.batch.batch_backends is not None and moto.batch.utils.JobStatus.SUCCEEDED\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
