@@ -7,6 +7,10 @@ its own Lambda emulation (which needs Docker). These are the private seams it of
 
 from __future__ import annotations
 
+# isort: off
+from . import lean_moto  # noqa: F401 - first, so the interpreter imports below skip moto's EC2 model
+
+# isort: on
 import json
 from collections.abc import Callable
 from datetime import datetime
