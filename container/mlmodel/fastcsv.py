@@ -5,6 +5,10 @@ numpy passes. It handles only fields matching `[+-]?digits[.digits]` with at mos
 None for anything else (exponents, spaces, nan, a wrong field count, ...), so the caller falls back to the
 general parser, which also finds the row to blame. Results are bit-identical to `float()`: the digits form
 an exact integer below 2**53 divided by an exact power of ten, and IEEE division rounds correctly.
+
+When every row is laid out like the first (same length, signs, points and commas in the same places, as in
+iris or any fixed-precision export), the body is read as a matrix of characters with no per-field
+bookkeeping, several times faster; any other body takes the per-field path.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ def parse_plain_decimals(body: bytes, n_columns: int) -> np.ndarray | None:
 
     Rows are separated by a single '\\n' with no trailing newline (strip it first).
     """
+    if not body or b"/" in body:
+        return None
+    values = _parse_fixed_layout(body, n_columns)
+    if values is not None:
+        return values
     buf = np.frombuffer(body, dtype=np.uint8)
     size = buf.size
-    if size == 0 or b"/" in body:
-        return None
     is_newline = buf == _NEWLINE
     is_separator = buf == _COMMA
     is_separator |= is_newline
@@ -91,3 +98,54 @@ def parse_plain_decimals(body: bytes, n_columns: int) -> np.ndarray | None:
     values = mantissa / _POW10.take(fraction_digits)
     values[negative] *= -1.0
     return values.reshape(-1, n_columns)
+
+
+def _row_layout(row: bytes, n_columns: int) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray] | None:
+    """For a row of plain decimals: the columns holding digits, each digit's place value (a digit-by-field
+    matrix), the power of ten each field is divided by and each field's sign; None for anything else."""
+    fields = row.split(b",")
+    if len(fields) != n_columns:
+        return None
+    digit_columns: list[int] = []
+    place_values = []
+    scales, signs = [], []
+    start = 0
+    for number, field in enumerate(fields):
+        sign = -1.0 if field[:1] == b"-" else 1.0
+        unsigned = field[1:] if field[:1] in (b"-", b"+") else field
+        integer, _, fraction = unsigned.partition(b".")
+        digits = integer + fraction
+        if not digits.isdigit() or len(digits) > MAX_DIGITS:  # isdigit: ASCII digits only, not empty
+            return None
+        offset = start + len(field) - len(unsigned)
+        digit_columns += [offset + i for i, char in enumerate(unsigned) if char != _DOT]
+        for place in range(len(digits) - 1, -1, -1):
+            column = np.zeros(n_columns)
+            column[number] = 10.0**place
+            place_values.append(column)
+        scales.append(len(fraction))
+        signs.append(sign)
+        start += len(field) + 1
+    return digit_columns, np.array(place_values), _POW10[scales], np.array(signs)
+
+
+def _parse_fixed_layout(body: bytes, n_columns: int) -> np.ndarray | None:
+    row_length = body.find(b"\n") + 1
+    if row_length < 2 or (len(body) + 1) % row_length:
+        return None
+    layout = _row_layout(body[: row_length - 1], n_columns)
+    if layout is None:
+        return None
+    digit_columns, place_values, scales, signs = layout
+    chars = np.frombuffer(body + b"\n", dtype=np.uint8).reshape(-1, row_length)
+    others = np.setdiff1d(np.arange(row_length), digit_columns)  # commas, points, signs and the newline
+    if not np.array_equal(chars[:, others], np.broadcast_to(chars[0, others], (len(chars), others.size))):
+        return None
+    digits = chars[:, digit_columns] - np.uint8(_ZERO)
+    if digits.max() > 9:
+        return None
+    # Integers below 2**53 times powers of ten, summed: every step is exact, in any order.
+    values = digits.astype(np.float64) @ place_values
+    values /= scales
+    values *= signs
+    return values

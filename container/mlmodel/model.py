@@ -3,6 +3,11 @@
 Predictions are exactly sklearn's `DecisionTreeClassifier.predict`: sklearn casts inputs to float32 and
 compares them with the split thresholds, then takes the argmax of the leaf's class values. Doing the same
 without sklearn's per-call input validation makes a single-row prediction a few microseconds.
+
+A batch on a small tree (at most `MAX_TABLE_SPLITS` split nodes, as a tree trained on iris is) is
+answered from a table: every split's comparison is made for all rows at once, the outcomes form one code
+per row, and a table built at load time maps each code to the leaf the tree walk would reach. Larger
+trees descend level by level instead.
 """
 
 from __future__ import annotations
@@ -18,6 +23,16 @@ from mlmodel.contract import METADATA_FILE, MODEL_FILE, TREE_FILE
 
 log = logging.getLogger(__name__)
 _LEAF = -1  # sklearn's TREE_LEAF
+MAX_TABLE_SPLITS = 16  # a table of 2**16 entries; one comparison pass per split
+
+
+def float32_thresholds(thresholds: np.ndarray) -> np.ndarray:
+    """The largest float32 at or below each float64 threshold: for any float32 x, x <= t exactly when x <= it,
+    so comparisons can stay in float32."""
+    down = np.asarray(thresholds, dtype=np.float64).astype(np.float32)
+    above = down.astype(np.float64) > thresholds
+    down[above] = np.nextafter(down[above], np.float32(-np.inf))
+    return down
 
 
 class TreeModel:
@@ -43,6 +58,26 @@ class TreeModel:
         self._feature = self._feature_array.tolist()
         self._threshold = self._threshold_array.tolist()
         self._leaf_class_list = self._leaf_class.tolist()
+        self._splits = np.flatnonzero(self._left_array != _LEAF)
+        self._table = self._outcome_table() if 0 < self._splits.size <= MAX_TABLE_SPLITS else None
+        self._split_features = self._feature_array[self._splits].tolist()
+        self._split_thresholds = list(float32_thresholds(self._threshold_array[self._splits]))
+
+    def _outcome_table(self) -> np.ndarray:
+        """Class index for every code. A code holds one bit per split node, the first split node in the
+        highest bit: 1 where that node's comparison holds (the walk would go left)."""
+        n_splits = self._splits.size
+        shift = np.zeros(len(self._left_array), dtype=np.intp)
+        shift[self._splits] = n_splits - 1 - np.arange(n_splits)
+        codes = np.arange(2**n_splits)
+        node = np.zeros(codes.size, dtype=np.intp)
+        while True:
+            inner = self._left_array[node] != _LEAF
+            if not inner.any():
+                return self._leaf_class[node].astype(np.uint8 if len(self.labels) <= 256 else np.intp)
+            go_left = (codes >> shift[node]) & 1
+            step = np.where(go_left == 1, self._left_array[node], self._right_array[node])
+            node = np.where(inner, step, node)
 
     def save_tree(self, model_dir: Path) -> Path:
         path = Path(model_dir) / TREE_FILE
@@ -94,7 +129,10 @@ class TreeModel:
     def predict_indices(self, rows: np.ndarray) -> np.ndarray:
         """Class indices (into `labels`) for a float64 array of shape (n, n_features).
 
-        All rows descend one level per step; rows that reached a leaf drop out of the working set."""
+        Small trees: from the outcome table. Others: all rows descend one level per step; rows that reached
+        a leaf drop out of the working set."""
+        if self._table is not None and len(rows):
+            return self._predict_from_table(rows)
         x = np.ascontiguousarray(rows, dtype=np.float32)
         node = np.zeros(len(x), dtype=np.intp)
         active = np.arange(len(x)) if self._left_array[0] != _LEAF else np.arange(0)
@@ -105,6 +143,16 @@ class TreeModel:
             node[active] = nxt
             active = active[self._left_array[nxt] != _LEAF]
         return self._leaf_class[node]
+
+    def _predict_from_table(self, rows: np.ndarray) -> np.ndarray:
+        columns = np.asarray(rows, dtype=np.float32).T.copy()  # one contiguous row per feature
+        code = np.zeros(columns.shape[1], dtype=np.uint16)
+        held = np.empty(columns.shape[1], dtype=bool)
+        for feature, threshold in zip(self._split_features, self._split_thresholds, strict=True):
+            np.less_equal(columns[feature], threshold, out=held)
+            code <<= 1
+            code |= held.view(np.uint8)
+        return self._table[code]
 
     def predict_one(self, row: list[float]) -> int:
         """The class index for one row, walking the tree in Python (no array allocation)."""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mlmodel.fastcsv import parse_plain_decimals
+from mlmodel.fastcsv import _parse_fixed_layout, parse_plain_decimals
 from mlmodel.payload import (
     CSV,
     FEATURE_LIMIT,
@@ -238,3 +238,54 @@ def test_parsed_values_are_finite_floats():
     rows = parse_rows(b"0.1,0.2,0.3,0.4\n1,2,3,4", 4)
     assert rows.dtype == np.float64
     assert all(math.isfinite(v) for v in rows.ravel())
+
+
+@st.composite
+def same_layout_rows(draw) -> list[list[str]]:
+    """Rows that all share the first row's layout (same signs, points and digit counts), digits varying."""
+    template = draw(st.lists(plain_decimal(), min_size=4, max_size=4))
+    count = draw(st.integers(min_value=2, max_value=30))
+    rows = []
+    for _ in range(count):
+        row = []
+        for field in template:
+            digits = draw(st.text("0123456789", min_size=len(field), max_size=len(field)))
+            row.append("".join(d if c.isdigit() else c for c, d in zip(field, digits, strict=True)))
+        rows.append(row)
+    return rows
+
+
+@settings(max_examples=100, deadline=None)
+@given(same_layout_rows())
+def test_rows_of_one_layout_take_the_matrix_path_bit_identical_to_float(rows):
+    body = "\n".join(",".join(row) for row in rows).encode()
+    parsed = _parse_fixed_layout(body, 4)
+    expected = np.array([[float(v) for v in row] for row in rows])
+    assert parsed is not None
+    assert parsed.tobytes() == expected.tobytes()
+    assert parse_plain_decimals(body, 4).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"5.1,3.5,1.4,0.2\n15.1,3.5,1.4,0.2",  # a longer second row
+        b"5.1,3.5,1.4,0.2\n5.1,3.5,1.4,0.2\n5.1,3.5,1.4,0.",  # a shorter last row
+        b"5.1,3.5,1.4,0.2\n5.1,3.5,1.4,-.2",  # a sign where the first row has a digit
+        b"5.1,3.5,1.4,0.2\n5.1,3.5,1.4.0,2",  # a point and a comma swapped
+        b"5.1,3.5,1.4,0.2\n5.1,3.5,1.4,0e2",
+        b"5.1,3.5,1.4\n5.1,3.5,1.4",  # three fields a row
+        b"5.1,3.5,1.4,0.2,1\n5.1,3.5,1.4,0.2,1",
+        b"1234567890123456,1,1,1\n1234567890123456,1,1,1",
+    ],
+)
+def test_rows_that_break_the_first_rows_layout_leave_the_matrix_path(body):
+    assert _parse_fixed_layout(body, 4) is None
+
+
+def test_mixed_layouts_parse_the_same_as_float_on_the_per_field_path():
+    rows = [["5.1", "3.5", "1.4", "0.2"], ["15.25", "-3", "+.5", "0"], ["5.1", "3.5", "1.4", "0.2"]]
+    body = "\n".join(",".join(row) for row in rows).encode()
+    assert (
+        parse_plain_decimals(body, 4).tobytes() == np.array([[float(v) for v in r] for r in rows]).tobytes()
+    )

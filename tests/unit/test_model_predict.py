@@ -4,7 +4,7 @@ import joblib
 import numpy as np
 import pytest
 from mlmodel.contract import METADATA_FILE, MODEL_FILE
-from mlmodel.model import TreeModel
+from mlmodel.model import TreeModel, float32_thresholds
 from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 
@@ -126,3 +126,33 @@ def test_serving_from_the_tree_file_does_not_import_sklearn(tmp_path):
         [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["setosa", "False"]
+
+
+def test_small_trees_answer_batches_from_the_outcome_table_and_agree_with_the_level_walk(model):
+    assert model._table is not None
+    rng = np.random.default_rng(5)
+    rows = np.vstack([IRIS.data, rng.uniform(-1, 9, (2000, 4))])
+    from_table = model.predict_indices(rows)
+    walk = TreeModel(model.estimator)
+    walk._table = None
+    assert from_table.tolist() == walk.predict_indices(rows).tolist()
+    assert [model.labels[i] for i in from_table] == sklearn_labels(model, rows)
+
+
+def test_trees_with_many_splits_descend_level_by_level_exactly_as_sklearn():
+    rng = np.random.default_rng(11)
+    x = rng.uniform(0, 10, (3000, 4))
+    y = np.array(["a", "b", "c"])[rng.integers(0, 3, 3000)]
+    model = TreeModel(DecisionTreeClassifier(random_state=0, max_leaf_nodes=60).fit(x, y))
+    assert model._table is None
+    rows = np.vstack([x[:500], rng.uniform(-1, 11, (500, 4))])
+    assert [model.labels[i] for i in model.predict_indices(rows)] == sklearn_labels(model, rows)
+
+
+def test_float32_thresholds_decide_every_float32_input_as_the_float64_threshold_does():
+    thresholds = np.array([0.8, 2.45, 1.75, 4.95, 1e-30, -2.5, 3.4e38, 0.1 + 0.2])
+    down = float32_thresholds(thresholds)
+    for t64, t32 in zip(thresholds, down, strict=True):
+        x = np.float32(t64)
+        probes = np.array([np.nextafter(x, np.float32(-np.inf)), x, np.nextafter(x, np.float32(np.inf))])
+        assert ((probes <= t32) == (probes.astype(np.float64) <= t64)).all()
