@@ -75,18 +75,38 @@ def is_plain_lines(data: bytes) -> bool:
     return bool(body) and b"\r" not in body and b"\n\n" not in body and not body.startswith(b"\n")
 
 
-def line_chunks(data: bytes, max_payload_bytes: int) -> Iterator[tuple[int, bytes]]:
+MIN_SPLIT_BYTES = 256 * 1024  # smaller objects go in one payload: splitting them saves nothing
+
+
+def payload_bytes(
+    total_bytes: int, max_payload_bytes: int, workers: int, min_bytes: int = MIN_SPLIT_BYTES
+) -> int:
+    """How large to make each payload so that every worker gets the same share: the fewest payloads within
+    the limit, rounded up to a multiple of the worker count, but none under `min_bytes`."""
+    payloads = max(1, -(-total_bytes // max_payload_bytes))
+    payloads = -(-payloads // workers) * workers
+    return min(max_payload_bytes, max(1, min_bytes, -(-total_bytes // payloads)))
+
+
+def line_chunks(
+    data: bytes, max_payload_bytes: int, target_bytes: int | None = None
+) -> Iterator[tuple[int, bytes]]:
     """MultiRecord without per-record work: (index of the first record, whole lines up to the payload limit).
-    Every chunk ends with a newline."""
+    With `target_bytes`, a chunk ends at the first line end from that size on (still within the limit), so
+    equal targets give equal chunks. Every chunk ends with a newline."""
     data = data.rstrip(b"\n") + b"\n"
+    target = min(target_bytes or max_payload_bytes, max_payload_bytes)
     position, first = 0, 0
     while position < len(data):
-        end = min(position + max_payload_bytes, len(data))
-        if end < len(data):
-            cut = data.rfind(b"\n", position, end)
-            if cut < position:
-                raise TransformInputError(f"record {first + 1} is larger than MaxPayloadInMB")
-            end = cut + 1
+        limit = min(position + max_payload_bytes, len(data))
+        end = data.find(b"\n", position + target - 1, limit) + 1 if target < max_payload_bytes else 0
+        if end <= position:
+            end = limit
+            if end < len(data):
+                cut = data.rfind(b"\n", position, end)
+                if cut < position:
+                    raise TransformInputError(f"record {first + 1} is larger than MaxPayloadInMB")
+                end = cut + 1
         chunk = data[position:end]
         yield first, chunk
         first += chunk.count(b"\n")

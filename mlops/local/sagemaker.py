@@ -8,6 +8,7 @@ Creating/Updating → InService/Failed, a failed update rolls back to the previo
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import shutil
@@ -48,6 +49,67 @@ def _object_keys(s3, bucket: str, prefix: str) -> list[str]:
     """Every object under an S3 prefix (an S3Prefix data source), folders left out."""
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return [o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+
+
+DEFAULT_CONCURRENCY = 2  # neither the job nor the container says (SageMaker would send one at a time)
+INVOCATION_TIMEOUT_SECONDS = 60.0
+
+
+def _advertised_concurrency(server: ModelServer) -> int | None:
+    """MaxConcurrentTransforms from the container's GET /execution-parameters, as SageMaker asks it when the
+    job leaves the setting out; None when the container does not answer it."""
+    try:
+        status, _, body = server.request("GET", "/execution-parameters", timeout=5.0)
+        value = int(json.loads(body)["MaxConcurrentTransforms"]) if status == 200 else 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if value > 0 else None
+
+
+class _ThreadConnections:
+    """One kept-alive HTTP connection to the model server per driver thread, as SageMaker keeps its
+    connections to the container: no connect and close around every payload. A server that closes after
+    each answer gets a new connection for the next (http.client reopens it)."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.local = threading.local()
+        self.opened: list[http.client.HTTPConnection] = []
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> _ThreadConnections:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self.lock:
+            for conn in self.opened:
+                conn.close()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=INVOCATION_TIMEOUT_SECONDS)
+            self.local.conn = conn
+            with self.lock:
+                self.opened.append(conn)
+        return conn
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        conn = self._connection()
+        reused = conn.sock is not None
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            conn.close()
+            if not reused:
+                raise
+        # The server dropped a kept-alive connection between payloads: send again on a new one (scoring is
+        # idempotent).
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
 
 
 class LocalSageMaker:
@@ -202,7 +264,9 @@ class LocalSageMaker:
         join_source = processing.get("JoinSource")
         strategy = job.batch_strategy or "MultiRecord"
         max_payload = int(job.max_payload_in_mb or 6) * 1024 * 1024
-        workers = int(job.max_concurrent_transforms or 0) or 2
+        workers = (
+            int(job.max_concurrent_transforms or 0) or _advertised_concurrency(server) or DEFAULT_CONCURRENCY
+        )
         in_bucket, in_prefix = _s3_parts(source["S3Uri"])
         out_bucket, out_prefix = _s3_parts(job.transform_output["S3OutputPath"])
         s3 = self.s3()
@@ -210,9 +274,10 @@ class LocalSageMaker:
         if not keys:
             raise batch.TransformInputError(f"no input objects under {source['S3Uri']}")
         headers = {"Content-Type": content_type, "Accept": accept}
+        connections = _ThreadConnections(server.port)
 
         def post(key: str, first: int, count: int, body: bytes) -> bytes:
-            status, _, payload = server.request("POST", "/invocations", body, headers)
+            status, payload = connections.post("/invocations", body, headers)
             if status != 200:
                 detail = payload.decode(errors="replace").strip()
                 raise batch.TransformInputError(
@@ -242,13 +307,14 @@ class LocalSageMaker:
             return payload
 
         passthrough = input_filter.selects_all and output_filter.selects_all and join_source != "Input"
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with connections, ThreadPoolExecutor(max_workers=workers) as pool:
             for key in keys:
                 data = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
                 if passthrough and strategy == "MultiRecord" and batch.is_plain_lines(data):
+                    target = batch.payload_bytes(len(data), max_payload, workers)
                     futures = [
                         pool.submit(score_chunk, key, first, chunk)
-                        for first, chunk in batch.line_chunks(data, max_payload)
+                        for first, chunk in batch.line_chunks(data, max_payload, target)
                     ]
                 else:
                     futures = [

@@ -1,5 +1,7 @@
 """The local batch transform's two data paths (whole-line chunks, per-record) give the same .out objects."""
 
+import json
+
 import joblib
 import numpy as np
 import pytest
@@ -77,3 +79,27 @@ def test_a_bad_row_names_the_object_and_its_lines(served):
         run_transform(
             local_sagemaker(url, work), server, transform_job("s3://bench-c/in/", "s3://bench-c/out/")
         )
+
+
+def test_concurrency_comes_from_the_servers_execution_parameters_when_the_job_leaves_it_out(served):
+    from mlops.local.sagemaker import _advertised_concurrency
+
+    server, *_ = served
+    status, _, body = server.request("GET", "/execution-parameters")
+    assert status == 200
+    assert _advertised_concurrency(server) == json.loads(body)["MaxConcurrentTransforms"] >= 1
+
+
+def test_a_server_without_execution_parameters_gets_the_default_concurrency():
+    from mlops.local.sagemaker import _advertised_concurrency
+
+    class NoParameters:
+        def request(self, method, path, body=None, headers=None, timeout=60.0):
+            return 404, {}, b"not found"
+
+    class Down:
+        def request(self, method, path, body=None, headers=None, timeout=60.0):
+            raise ConnectionRefusedError
+
+    assert _advertised_concurrency(NoParameters()) is None
+    assert _advertised_concurrency(Down()) is None

@@ -91,3 +91,26 @@ def test_only_plain_lines_take_the_passthrough_path(data, plain):
     from mlops.local.batch import is_plain_lines
 
     assert is_plain_lines(data) is plain
+
+
+@pytest.mark.parametrize(
+    ("total", "workers", "expected_payloads"), [(16, 2, 4), (10, 2, 2), (4, 2, 2), (13, 3, 3)]
+)
+def test_payloads_come_in_multiples_of_the_worker_count(total, workers, expected_payloads):
+    from mlops.local.batch import line_chunks, payload_bytes
+
+    data = b"".join(f"{i % 10}.5,1.5,2.5,3.5\n".encode() for i in range(total * 64))  # 16 bytes a line
+    size = payload_bytes(len(data), 6 * 1024, workers, min_bytes=0)
+    chunks = list(line_chunks(data, 6 * 1024, size))
+    assert len(chunks) == expected_payloads
+    assert b"".join(chunk for _, chunk in chunks) == data
+    assert all(len(chunk) <= 6 * 1024 and chunk.endswith(b"\n") for _, chunk in chunks)
+    assert [first for first, _ in chunks] == [
+        sum(c.count(b"\n") for _, c in chunks[:i]) for i in range(len(chunks))
+    ]
+
+
+def test_small_objects_are_not_split():
+    from mlops.local.batch import payload_bytes
+
+    assert payload_bytes(1000, 6 * 2**20, 2) >= 1000
