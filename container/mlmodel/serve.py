@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from flask import Flask, Response
+from gunicorn.app.wsgiapp import WSGIApplication
 from werkzeug.exceptions import HTTPException
 
 from mlmodel import contract
@@ -86,8 +87,6 @@ def create_app(model_dir: str | Path | None = None) -> Flask:
 
 def gunicorn_argv(port: int, workers: int, timeout: int) -> list[str]:
     argv = [
-        sys.executable,
-        "-m",
         "gunicorn",
         "--bind",
         f"0.0.0.0:{port}",
@@ -118,11 +117,9 @@ def main() -> int:
     except ValueError as error:
         print(f"serve: {error}", file=sys.stderr)
         return contract.EXIT_USER_ERROR
-    env = dict(os.environ)
-    # gunicorn imports the app by name: make this package importable however `serve` was started.
-    package_parent = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
     print(f"serve: gunicorn on 0.0.0.0:{port}, {workers} workers, timeout {timeout} s", flush=True)
-    # exec: gunicorn's master becomes this process and receives SageMaker's SIGTERM directly.
-    os.execve(sys.executable, gunicorn_argv(port, workers, timeout), env)  # noqa: S606 - fixed argv, no shell
-    return contract.EXIT_UNEXPECTED  # not reached
+    # gunicorn's master runs in this process, so it receives SageMaker's SIGTERM directly, and the workers it
+    # forks start with this package, Flask and numpy already imported.
+    sys.argv = gunicorn_argv(port, workers, timeout)
+    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn").run()
+    return contract.EXIT_UNEXPECTED  # not reached: the master exits through SystemExit

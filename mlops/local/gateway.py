@@ -73,7 +73,9 @@ class Gateway:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, name="gateway", daemon=True
+        ).start()
         return f"http://127.0.0.1:{self.server.server_address[1]}/{STAGE}"
 
     def stop(self) -> None:

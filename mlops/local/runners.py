@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 from mlmodel import contract
 
 from .template import REPO_ROOT
+from .warm import ForkedProgram, WarmInterpreter
 
 CONTAINER_BIN = REPO_ROOT / "container" / "bin"
 
@@ -31,7 +30,7 @@ def free_port() -> int:
 class ModelServer:
     """A running ``serve``: the local stand-in for one SageMaker hosting instance."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen | ForkedProgram
     port: int
     log_path: Path
     started_at: float = field(default_factory=time.monotonic)
@@ -87,70 +86,7 @@ class ModelServer:
         return self.process.returncode
 
 
-# A warm interpreter that has imported scikit-learn forks one child per training job: importing scikit-learn
-# costs seconds on a small machine, every time. It reads one JSON request a line and answers the exit code.
-_WARM_SERVER = r"""
-import json, os, runpy, sys
-import mlmodel.train  # noqa: F401 - what makes the forks fast
-for line in sys.stdin:
-    request = json.loads(line)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.environ.clear()
-            os.environ.update(request["env"])
-            log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-            sys.argv = [request["program"]]
-            runpy.run_path(request["program"], run_name="__main__")
-            code = 0
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
-        except BaseException:
-            code = 2
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    print(os.waitstatus_to_exitcode(status), flush=True)
-"""
-
-
-class _WarmTrainer:
-    """One warm interpreter per process, shared by the jobs (one job at a time, in order)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-c", _WARM_SERVER],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    text=True,
-                    bufsize=1,
-                )
-
-    def run(self, program: Path, env: dict[str, str], log_path: Path) -> int | None:
-        """The program's exit code, or None if the warm interpreter is gone (the caller then runs it cold)."""
-        self.start()
-        with self._lock:
-            try:
-                self._process.stdin.write(
-                    json.dumps({"program": str(program), "env": env, "log": str(log_path)}) + "\n"
-                )
-                answer = self._process.stdout.readline()
-            except (BrokenPipeError, OSError):
-                return None
-        return int(answer) if answer.strip() else None
-
-
-_WARM = _WarmTrainer()
+_WARM = WarmInterpreter()
 
 
 class ProcessRunner:
@@ -160,9 +96,12 @@ class ProcessRunner:
     _warm = False
 
     def warm_up(self) -> None:
-        """Starts the warm interpreter that ``train`` forks from (it loads while the stack starts)."""
-        ProcessRunner._warm = True
+        """From now on ``train`` and ``serve`` fork from a warm interpreter (it loads while the stack starts)."""
+        self._warm = True
         _WARM.start()
+
+    def _forks(self, program: str, argv: list[str], environ: dict | None) -> bool:
+        return self._warm and environ is not None and argv == ProcessRunner._command(self, program)
 
     def _command(self, program: str) -> list[str]:
         return [sys.executable, str(CONTAINER_BIN / program)]
@@ -181,10 +120,10 @@ class ProcessRunner:
 
     def train(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> int:
         argv, environ = self._argv(image, base, "train", env or {})
-        if self._warm and environ is not None:
-            code = _WARM.run(Path(argv[-1]), environ, log_path)
-            if code is not None:
-                return code
+        if self._forks("train", argv, environ):
+            child = _WARM.fork(Path(argv[-1]), environ, log_path, new_session=False)
+            if child is not None:
+                return child.wait()
         with log_path.open("ab") as log:
             return subprocess.run(
                 argv, env=environ, stdout=log, stderr=subprocess.STDOUT, check=False
@@ -193,6 +132,10 @@ class ProcessRunner:
     def serve(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> ModelServer:
         port = free_port()
         argv, environ = self._argv(image, base, "serve", {contract.PORT_ENV: str(port), **(env or {})})
+        if self._forks("serve", argv, environ):
+            child = _WARM.fork(Path(argv[-1]), environ, log_path, new_session=True)
+            if child is not None:
+                return ModelServer(process=child, port=port, log_path=log_path)
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 argv, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

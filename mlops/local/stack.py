@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -231,13 +232,16 @@ class LocalStack:
     def stop(self) -> None:
         for companion in self.companions:
             companion.stop()
-        self.gateway.stop()
         if self.shared:
+            self.gateway.stop()
             return
-        self.sagemaker.shutdown()
+        # Each waits for its own server loop or model servers to wind down; together they take the longest one.
+        stoppers = [self.gateway.stop, self.server.stop, self.sagemaker.shutdown]
+        with ThreadPoolExecutor(max_workers=len(stoppers)) as pool:
+            for stopping in [pool.submit(stop) for stop in stoppers]:
+                stopping.result()
         sagemaker.uninstall()
         outbox.uninstall()
-        self.server.stop()
         os.environ.clear()
         os.environ.update(self._saved_env)
 
