@@ -53,6 +53,10 @@ def _object_keys(s3, bucket: str, prefix: str) -> list[str]:
 
 DEFAULT_CONCURRENCY = 2  # neither the job nor the container says (SageMaker would send one at a time)
 INVOCATION_TIMEOUT_SECONDS = 60.0
+# DescribeEndpoint on an endpoint that is Creating/Updating answers once that ends, if it ends within this
+# long. A local model server starts in a fraction of a second, so a poller (the state machine, the SDK's
+# waiters) sees the outcome at once instead of sleeping its poll interval; slower starts (podman) still poll.
+SETTLE_SECONDS = 1.0
 
 
 def _advertised_concurrency(server: ModelServer) -> int | None:
@@ -124,6 +128,7 @@ class LocalSageMaker:
         self.faults: set[str] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._settled: dict[str, threading.Event] = {}  # per endpoint: set when Creating/Updating ends
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def s3(self):
@@ -348,7 +353,24 @@ class LocalSageMaker:
 
     def start_endpoint(self, endpoint, backend: SageMakerModelBackend) -> None:
         endpoint.endpoint_status = "Creating"
-        self._background(f"endpoint-{endpoint.endpoint_name}", self._create_endpoint, endpoint, backend)
+        self._transition(f"endpoint-{endpoint.endpoint_name}", self._create_endpoint, endpoint, backend)
+
+    def _transition(self, name: str, target, endpoint, *args) -> None:
+        settled = self._settled[endpoint.endpoint_name] = threading.Event()
+
+        def run() -> None:
+            try:
+                target(endpoint, *args)
+            finally:
+                settled.set()
+
+        self._background(name, run)
+
+    def settle(self, endpoint_name: str) -> None:
+        """Waits (a little) for a Creating/Updating endpoint to end that state; see SETTLE_SECONDS."""
+        settled = self._settled.get(endpoint_name)
+        if settled is not None:
+            settled.wait(SETTLE_SECONDS)
 
     def _create_endpoint(self, endpoint, backend) -> None:
         try:
@@ -376,7 +398,7 @@ class LocalSageMaker:
             raise ValidationError(message=f'Could not find endpoint configuration "{config_name}".')
         endpoint.endpoint_status = "Updating"
         endpoint.failure_reason = None
-        self._background(
+        self._transition(
             f"endpoint-update-{endpoint.endpoint_name}", self._update_endpoint, endpoint, backend, config_name
         )
 
@@ -511,6 +533,11 @@ def _create_endpoint(self, *args, **kwargs):
     return endpoint
 
 
+def _describe_endpoint(self, endpoint_name: str):
+    _active().settle(endpoint_name)
+    return _originals["SageMakerModelBackend.describe_endpoint"](self, endpoint_name)
+
+
 def _delete_endpoint(self, endpoint_name: str) -> None:
     _originals["SageMakerModelBackend.delete_endpoint"](self, endpoint_name)
     _active().stop_endpoint(endpoint_name)
@@ -553,6 +580,7 @@ _PATCHES = (
     (SageMakerModelBackend, "create_training_job", _create_training_job),
     (SageMakerModelBackend, "create_transform_job", _create_transform_job),
     (SageMakerModelBackend, "create_endpoint", _create_endpoint),
+    (SageMakerModelBackend, "describe_endpoint", _describe_endpoint),
     (SageMakerModelBackend, "delete_endpoint", _delete_endpoint),
     (SageMakerModelBackend, "update_endpoint", _backend_update_endpoint),  # moto has no UpdateEndpoint
     (SageMakerResponse, "update_endpoint", _response_update_endpoint),

@@ -38,7 +38,13 @@ def test_interpreter_seams_exist():
 
 
 def test_sagemaker_backend_seams_exist():
-    for name in ("create_training_job", "create_transform_job", "create_endpoint", "delete_endpoint"):
+    for name in (
+        "create_training_job",
+        "create_transform_job",
+        "create_endpoint",
+        "describe_endpoint",
+        "delete_endpoint",
+    ):
         assert callable(getattr(SageMakerModelBackend, name))
     assert hasattr(SageMakerModelBackend(region_name="us-east-1", account_id="123456789012"), "_models")
     for cls in (FakeTrainingJob, FakeTransformJob, FakeEndpoint):
