@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ class LambdaContext:
 
 
 _STACKS: list[LocalFunctions] = []
+
+
+class FunctionLoadError(RuntimeError):
+    """A function's module could not be loaded."""
 
 
 def function_arn(region: str, name: str) -> str:
@@ -74,10 +79,14 @@ class LocalFunctions:
             **{lo: lo for lo in specs},
         }
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
-        self._load(environment)
+        self._load_error: Exception | None = None
+        self._set_environment(environment)
+        # The modules load while the caller goes on (their imports take most of a second); invoke waits.
+        self._loader = threading.Thread(target=self._load, args=(environment,), name="functions", daemon=True)
+        self._loader.start()
         _STACKS.append(self)
 
-    def _load(self, environment: dict[str, dict[str, str]]) -> None:
+    def _set_environment(self, environment: dict[str, dict[str, str]]) -> None:
         # All functions share this process, so their variables must agree where names repeat.
         merged: dict[str, str] = {}
         for logical, env in environment.items():
@@ -88,6 +97,15 @@ class LocalFunctions:
                     )
                 merged[key] = value
         os.environ.update(merged)
+
+    def _load(self, environment: dict[str, dict[str, str]]) -> None:
+        try:
+            self._load_modules(environment)
+        except Exception as error:
+            log.error("loading the functions failed: %s: %s", type(error).__name__, error)
+            self._load_error = error
+
+    def _load_modules(self, environment: dict[str, dict[str, str]]) -> None:
         for logical, spec in self.specs.items():
             path = spec.code_dir / f"{spec.module.replace('.', '/')}.py"
             if str(spec.code_dir) not in sys.path:
@@ -121,8 +139,18 @@ class LocalFunctions:
             raise LookupError(f"no function {name!r} in the template")
         return self._logical[name]
 
+    def loaded(self) -> None:
+        """Waits until the function modules are loaded; raises what loading them raised."""
+        self._loader.join()
+        if self._load_error is not None:
+            raise FunctionLoadError(f"{type(self._load_error).__name__}: {self._load_error}")
+
     def invoke(self, function: str, event: Any) -> tuple[bool, Any]:
         logical = self.logical_id_for(function)
+        try:
+            self.loaded()
+        except FunctionLoadError as error:  # as Lambda reports a handler that cannot be imported
+            return False, {"errorType": "Runtime.ImportModuleError", "errorMessage": str(error)}
         context = LambdaContext(logical, self.arns[logical], str(uuid.uuid4()))
         try:
             return True, self._handlers[logical](event, context)
