@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from . import engine, outbox, sagemaker
 from .functions import LocalFunctions, invoke_any
@@ -30,6 +32,18 @@ LOCAL_PARAMETERS = {
     "EndpointPollSeconds": "1",
     "ApprovalTimeoutSeconds": "600",
 }
+
+
+class MotoServer(ThreadedMotoServer):
+    """moto's threaded server, polling for shutdown every 0.1 s instead of 0.5 s (``stop()`` waits for it)."""
+
+    def _server_entry(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever(poll_interval=0.1)
 
 
 def quiet_logs() -> None:
@@ -56,7 +70,7 @@ class LocalStack:
         self.runner.warm_up()
         if self.shared:
             return self._start_beside(self.shared)
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server = MotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.server.start()
         port = self.server.get_host_and_port()[1]
         self.endpoint_url = f"http://127.0.0.1:{port}"

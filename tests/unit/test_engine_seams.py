@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import moto
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.sagemaker.models import FakeEndpoint, FakeTrainingJob, FakeTransformJob, SageMakerModelBackend
 from moto.ses.models import SESBackend
 from moto.sns.models import Subscription
@@ -82,3 +83,10 @@ def test_the_interpreter_loads_without_moto_ec2_and_batch_still_loads_later():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_moto_server_seams_exist():
+    source = inspect.getsource(ThreadedMotoServer._server_entry)
+    assert "make_server(" in source
+    assert "_server_ready_event.set()" in source
+    assert "serve_forever()" in source
