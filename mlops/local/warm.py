@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 WARM_MODULES = ("mlmodel.train", "mlmodel.serve", "gunicorn.app.wsgiapp", "gunicorn.workers.sync")
@@ -138,65 +139,96 @@ def _run_in_child(request: dict) -> int:
         sys.stderr.flush()
 
 
-def serve() -> None:
-    for module in WARM_MODULES:
-        __import__(module)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C is the caller's to handle
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    requests, replies = sys.stdin.buffer.raw, sys.stdout.buffer
-    selector = selectors.DefaultSelector()
-    selector.register(requests, selectors.EVENT_READ)
-    selector.register(wake_r, selectors.EVENT_READ)
-    children: set[int] = set()
-    pending = b""
+class _Server:
+    """The warm interpreter's loop: fork on each request line, report each child's end."""
 
-    def reply(message: dict) -> None:
-        replies.write(json.dumps(message).encode() + b"\n")
-        replies.flush()
+    def __init__(self) -> None:
+        self.requests, self.replies = sys.stdin.buffer.raw, sys.stdout.buffer
+        self.wake_r, self.wake_w = os.pipe()  # SIGCHLD wakes the loop through this pipe
+        os.set_blocking(self.wake_w, False)
+        self.children: set[int] = set()
 
-    def reap() -> None:
-        while children:
+    def run(self) -> None:
+        for module in WARM_MODULES:
+            __import__(module)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C is the caller's to handle
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, _exit_on_signal)
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        try:
+            self._loop()
+        finally:  # the caller is gone, or this interpreter is stopped: so are the programs it started
+            self._stop_children()
+
+    def _stop_children(self, grace_seconds: float = 5.0) -> None:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        while self.children and time.monotonic() < deadline:
+            self._reap(report=False)
+            time.sleep(0.02)
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)  # reaped here: this machine's init may never reap orphans
+
+    def _loop(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self.requests, selectors.EVENT_READ)
+        selector.register(self.wake_r, selectors.EVENT_READ)
+        pending = b""
+        while True:
+            for key, _ in selector.select():
+                if key.fileobj == self.wake_r:
+                    os.read(self.wake_r, 4096)
+                    self._reap()
+                    continue
+                chunk = os.read(self.requests.fileno(), 65536)
+                if not chunk:
+                    return
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    self._fork(json.loads(line), selector)
+
+    def _fork(self, request: dict, selector: selectors.BaseSelector) -> None:
+        pid = os.fork()
+        if pid == 0:
+            selector.close()
+            signal.set_wakeup_fd(-1)
+            for number in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(number, signal.SIG_DFL)
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            os._exit(_run_in_child(request))
+        self.children.add(pid)
+        self._reply({"pid": pid, "name": Path(request["program"]).name})
+
+    def _reap(self, report: bool = True) -> None:
+        while self.children:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
-            children.discard(pid)
-            reply({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+            self.children.discard(pid)
+            if report:
+                self._reply({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
-    while True:
-        for key, _ in selector.select():
-            if key.fileobj == wake_r:
-                os.read(wake_r, 4096)
-                reap()
-                continue
-            chunk = os.read(requests.fileno(), 65536)
-            if not chunk:  # the caller is gone: so are its programs
-                for pid in children:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGTERM)
-                return
-            pending += chunk
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                request = json.loads(line)
-                pid = os.fork()
-                if pid == 0:
-                    selector.close()
-                    signal.set_wakeup_fd(-1)
-                    for number in (signal.SIGCHLD, signal.SIGINT):
-                        signal.signal(number, signal.SIG_DFL)
-                    os.close(wake_r)
-                    os.close(wake_w)
-                    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-                    os._exit(_run_in_child(request))
-                children.add(pid)
-                reply({"pid": pid, "name": Path(request["program"]).name})
+    def _reply(self, message: dict) -> None:
+        self.replies.write(json.dumps(message).encode() + b"\n")
+        self.replies.flush()
+
+
+def _exit_on_signal(number: int, _frame) -> None:
+    raise SystemExit(128 + number)
 
 
 if __name__ == "__main__":
-    serve()
+    _Server().run()

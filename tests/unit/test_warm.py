@@ -75,3 +75,19 @@ def test_children_stop_when_the_caller_goes_away(warm, tmp_path):
     else:
         pytest.fail("the child outlived the warm interpreter's caller")
     assert child.wait(timeout=10) == WarmInterpreter.LOST
+
+
+def test_children_stop_when_the_warm_interpreter_is_terminated(warm, tmp_path):
+    script = program(tmp_path, "serve", "import time\ntime.sleep(60)\n")
+    child = warm.fork(script, {}, tmp_path / "log", new_session=True)
+    warm._process.terminate()
+    warm._process.wait(timeout=10)
+    assert child.wait(timeout=10) == WarmInterpreter.LOST
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail("the child outlived its warm interpreter")
