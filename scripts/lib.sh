@@ -28,8 +28,10 @@ ensure_venv() {
   want=$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "==> installing the project with [$extra] into .venv" >&2
+    local began=$SECONDS
     venv_install "$root/.venv" -e "${root}[$extra]"
     echo "$want" >"$stamp"
+    echo "    installed in $((SECONDS - began)) s" >&2
   fi
 }
 
