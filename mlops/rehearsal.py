@@ -220,7 +220,7 @@ def follow_execution(stack: LocalStack, execution_arn: str, timeout: float, out:
         status = sfn.describe_execution(executionArn=execution_arn)["status"]
         if status in TERMINAL:
             break
-        time.sleep(0.05)
+        time.sleep(0.1)  # each poll has the local AWS serialise the whole history
     progress.poll()
     description = sfn.describe_execution(executionArn=execution_arn)
     result = {

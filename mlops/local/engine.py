@@ -12,6 +12,7 @@ from . import lean_moto  # noqa: F401 - first, so the interpreter imports below 
 
 # isort: on
 import json
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -41,8 +42,10 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceCallback,
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 LambdaInvoker = Callable[[str, Any], tuple[bool, Any]]
@@ -203,6 +206,50 @@ def _send_task_failure_with_cause(self) -> ActionResult:
     return EmptyResult()
 
 
+class _ParseOnce:
+    """moto parses a definition when a state machine is created (to validate it) and again for every
+    execution: about half a second each for this pipeline's ASL. The program the validation built, never run,
+    is handed to the next execution of the same definition; executions never share a program."""
+
+    def __init__(self) -> None:
+        self._unused: dict[str, Any] = {}
+        self._validating = threading.local()
+        self._lock = threading.Lock()
+
+    def validate(self, original: Callable) -> Callable:
+        def _validate_definition(definition: str):
+            self._validating.on = True
+            try:
+                return original(definition=definition)
+            finally:
+                self._validating.on = False
+
+        _validate_definition.original = original  # type: ignore[attr-defined]
+        return staticmethod(_validate_definition)
+
+    def parse(self, original: Callable) -> Callable:
+        def parse(definition: str):
+            if getattr(self._validating, "on", False):
+                parsed = original(definition)
+                with self._lock:
+                    self._unused[definition] = parsed
+                return parsed
+            with self._lock:
+                unused = self._unused.pop(definition, None)
+            return unused if unused is not None else original(definition)
+
+        parse.original = original  # type: ignore[attr-defined]
+        return staticmethod(parse)
+
+
+_PARSE_ONCE = _ParseOnce()
+
+
+def _unwrapped(owner: type, name: str) -> Callable:
+    current = owner.__dict__[name].__func__
+    return getattr(current, "original", current)
+
+
 def install(invoke_lambda: LambdaInvoker, poll_seconds: float = 0.05) -> None:
     """Turns the interpreter on and routes SageMaker and Lambda tasks locally (idempotent)."""
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
@@ -217,3 +264,7 @@ def install(invoke_lambda: LambdaInvoker, poll_seconds: float = 0.05) -> None:
         getattr(current_sdk, "original", current_sdk)
     )
     state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = poll_seconds
+    StepFunctionsParserBackend._validate_definition = _PARSE_ONCE.validate(
+        _unwrapped(StepFunctionsParserBackend, "_validate_definition")
+    )
+    AmazonStateLanguageParser.parse = _PARSE_ONCE.parse(_unwrapped(AmazonStateLanguageParser, "parse"))

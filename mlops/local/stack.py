@@ -10,6 +10,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -63,6 +64,7 @@ class LocalStack:
     # Another stage's stack whose local AWS, mail and SageMaker this one uses; and stages started beside it.
     shared: LocalStack | None = None
     companions: list[LocalStack] = field(default_factory=list)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def start(self) -> LocalStack:
         quiet_logs()
@@ -114,7 +116,10 @@ class LocalStack:
         return self
 
     def client(self, service: str):
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)
+        """One client per service (clients are thread-safe; creating one costs tens of milliseconds)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)
+        return self._clients[service]
 
     def _create_resources(self, project_resources_of: LocalStack | None = None) -> None:
         prefix = f"{self.project}-{self.stage}"
