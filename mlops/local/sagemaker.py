@@ -9,6 +9,7 @@ Creating/Updating → InService/Failed, a failed update rolls back to the previo
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import logging
 import shutil
@@ -129,10 +130,15 @@ class LocalSageMaker:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._settled: dict[str, threading.Event] = {}  # per endpoint: set when Creating/Updating ends
+        self._s3 = None
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def s3(self):
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region)
+        """One S3 client for every job (clients are thread-safe; creating one costs tens of milliseconds)."""
+        with self._lock:
+            if self._s3 is None:
+                self._s3 = boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region)
+            return self._s3
 
     def _background(self, name: str, target, *args) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -146,18 +152,17 @@ class LocalSageMaker:
         for key in keys:
             target = dest / (Path(key).relative_to(prefix) if prefix and key != prefix else Path(key).name)
             target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, key, str(target))
+            with target.open("wb") as out:  # one stream per object: no transfer-manager threads to start
+                shutil.copyfileobj(s3.get_object(Bucket=bucket, Key=key)["Body"], out, 2**20)
         return keys
 
     def _model_dir_for(self, model_data_url: str, into: Path) -> Path:
         bucket, key = _s3_parts(model_data_url)
-        archive = into / "model.tar.gz"
-        self.s3().download_file(bucket, key, str(archive))
+        archive = io.BytesIO(self.s3().get_object(Bucket=bucket, Key=key)["Body"].read())
         paths = contract.Paths(into)
         paths.model_dir.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as tar:
+        with tarfile.open(fileobj=archive) as tar:
             tar.extractall(paths.model_dir, filter="data")
-        archive.unlink()
         return paths.model_dir
 
     def _scratch(self, kind: str, name: str) -> Path:
@@ -211,7 +216,8 @@ class LocalSageMaker:
                 for item in sorted(paths.model_dir.iterdir()):
                     tar.add(item, arcname=item.name)
             bucket, key = _s3_parts(job.model_artifacts["S3ModelArtifacts"])
-            self.s3().upload_file(str(archive), bucket, key)
+            with archive.open("rb") as body:
+                self.s3().put_object(Bucket=bucket, Key=key, Body=body)
             job.training_end_time = job.last_modified_time = utcnow()
             job.secondary_status = "Completed"
             job.training_job_status = "Completed"
