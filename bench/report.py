@@ -77,12 +77,14 @@ def goals(results: dict) -> list[dict]:
             "serving at 16 clients: our p99", at16["p99_ms"]["median"], "<=", 10, " ms", "median over runs"
         ),
         _goal(
-            "rehearsal wall time",
-            results["rehearsal"]["seconds"]["median"] if "seconds" in results["rehearsal"] else None,
+            "rehearsal wall time, whole command (start-up and shutdown included)",
+            results["rehearsal"]["command_seconds"]["median"]
+            if "command_seconds" in results["rehearsal"]
+            else None,
             "<=",
             10,
             " s",
-            "median of the summary's seconds",
+            "median of the command's wall time",
         ),
     ]
 

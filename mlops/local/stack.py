@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -67,11 +68,17 @@ class LocalStack:
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def start(self) -> LocalStack:
+        """Everything runs when this returns; if any part fails, what was started is stopped again."""
         quiet_logs()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.runner.warm_up()
-        if self.shared:
-            return self._start_beside(self.shared)
+        try:
+            return self._start_beside(self.shared) if self.shared else self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalStack:
         self.server = MotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.server.start()
         port = self.server.get_host_and_port()[1]
@@ -249,20 +256,36 @@ class LocalStack:
         return [e["EndpointName"] for e in self.client("sagemaker").list_endpoints()["Endpoints"]]
 
     def stop(self) -> None:
+        """Stops what ``start`` started (all of it, or the part a failed start got to)."""
         for companion in self.companions:
             companion.stop()
+        gateway, server, local_sagemaker = (
+            getattr(self, n, None) for n in ("gateway", "server", "sagemaker")
+        )
         if self.shared:
-            self.gateway.stop()
+            if gateway:
+                gateway.stop()
             return
         # Each waits for its own server loop or model servers to wind down; together they take the longest one.
-        stoppers = [self.gateway.stop, self.server.stop, self.sagemaker.shutdown]
-        with ThreadPoolExecutor(max_workers=len(stoppers)) as pool:
+        stoppers = [
+            stop
+            for stop in (
+                gateway and gateway.stop,
+                server and server.stop,
+                local_sagemaker and local_sagemaker.shutdown,
+            )
+            if stop
+        ]
+        with ThreadPoolExecutor(max_workers=3) as pool:
             for stopping in [pool.submit(stop) for stop in stoppers]:
                 stopping.result()
         sagemaker.uninstall()
         outbox.uninstall()
-        os.environ.clear()
-        os.environ.update(self._saved_env)
+        if server:
+            moto_api_backend.reset()  # the local AWS's state goes with it, as if it had been its own process
+        if hasattr(self, "_saved_env"):
+            os.environ.clear()
+            os.environ.update(self._saved_env)
 
 
 def new_work_dir() -> Path:
