@@ -173,11 +173,17 @@ def plain_decimal(draw) -> str:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(plain_decimal(), min_size=4, max_size=4), min_size=1, max_size=20))
 def test_vectorised_parse_is_bit_identical_to_float(rows):
+    assert_parses_as_float(parse_plain_decimals, rows)
+
+
+def assert_parses_as_float(parse, rows: list[list[str]]) -> bytes:
+    """``parse`` gives exactly what ``float()`` gives for each field; returns the body it parsed."""
     body = "\n".join(",".join(row) for row in rows).encode()
-    parsed = parse_plain_decimals(body, 4)
+    parsed = parse(body, 4)
     expected = np.array([[float(v) for v in row] for row in rows])
     assert parsed is not None
     assert parsed.tobytes() == expected.tobytes()
+    return body
 
 
 def test_vectorised_parse_handles_fifteen_digits_exactly():
@@ -258,12 +264,8 @@ def same_layout_rows(draw) -> list[list[str]]:
 @settings(max_examples=100, deadline=None)
 @given(same_layout_rows())
 def test_rows_of_one_layout_take_the_matrix_path_bit_identical_to_float(rows):
-    body = "\n".join(",".join(row) for row in rows).encode()
-    parsed = _parse_fixed_layout(body, 4)
-    expected = np.array([[float(v) for v in row] for row in rows])
-    assert parsed is not None
-    assert parsed.tobytes() == expected.tobytes()
-    assert parse_plain_decimals(body, 4).tobytes() == expected.tobytes()
+    body = assert_parses_as_float(_parse_fixed_layout, rows)
+    assert parse_plain_decimals(body, 4).tobytes() == _parse_fixed_layout(body, 4).tobytes()
 
 
 @pytest.mark.parametrize(

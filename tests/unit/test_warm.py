@@ -60,20 +60,24 @@ def test_a_server_is_signalled_and_its_signal_death_is_reported(warm, tmp_path):
     child.send_signal(signal.SIGTERM)  # already gone: nothing happens
 
 
+def gone(pid, seconds=10.0):
+    """True once no process has this pid (reaped, not a zombie) within the time."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def test_children_stop_when_the_caller_goes_away(warm, tmp_path):
     script = program(tmp_path, "serve", "import time\ntime.sleep(60)\n")
     child = warm.fork(script, {}, tmp_path / "log", new_session=True)
     warm._process.stdin.close()
     warm._process.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the child outlived the warm interpreter's caller")
+    assert gone(child.pid), "the child outlived the warm interpreter's caller"
     assert child.wait(timeout=10) == WarmInterpreter.LOST
 
 
@@ -83,11 +87,4 @@ def test_children_stop_when_the_warm_interpreter_is_terminated(warm, tmp_path):
     warm._process.terminate()
     warm._process.wait(timeout=10)
     assert child.wait(timeout=10) == WarmInterpreter.LOST
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(child.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    pytest.fail("the child outlived its warm interpreter")
+    assert gone(child.pid), "the child outlived its warm interpreter"
