@@ -8,7 +8,6 @@ Creating/Updating → InService/Failed, a failed update rolls back to the previo
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import logging
@@ -17,10 +16,8 @@ import sys
 import tarfile
 import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import boto3
 from mlmodel import contract
@@ -32,89 +29,18 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemaker.utils import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from . import batch
+from . import batch, transform
 from .runners import ModelServer, ProcessRunner
+from .s3objects import object_keys, s3_parts
 
 log = logging.getLogger("mlops.local.sagemaker")
 _ACTIVE: LocalSageMaker | None = None
 
 
-def _s3_parts(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3":
-        raise ValueError(f"{uri!r} is not an s3:// URI")
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
-def _object_keys(s3, bucket: str, prefix: str) -> list[str]:
-    """Every object under an S3 prefix (an S3Prefix data source), folders left out."""
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    return [o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].endswith("/")]
-
-
-DEFAULT_CONCURRENCY = 2  # neither the job nor the container says (SageMaker would send one at a time)
-INVOCATION_TIMEOUT_SECONDS = 60.0
 # DescribeEndpoint on an endpoint that is Creating/Updating answers once that ends, if it ends within this
 # long. A local model server starts in a fraction of a second, so a poller (the state machine, the SDK's
 # waiters) sees the outcome at once instead of sleeping its poll interval; slower starts (podman) still poll.
 SETTLE_SECONDS = 1.0
-
-
-def _advertised_concurrency(server: ModelServer) -> int | None:
-    """MaxConcurrentTransforms from the container's GET /execution-parameters, as SageMaker asks it when the
-    job leaves the setting out; None when the container does not answer it."""
-    try:
-        status, _, body = server.request("GET", "/execution-parameters", timeout=5.0)
-        value = int(json.loads(body)["MaxConcurrentTransforms"]) if status == 200 else 0
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return value if value > 0 else None
-
-
-class _ThreadConnections:
-    """One kept-alive HTTP connection to the model server per driver thread, as SageMaker keeps its
-    connections to the container: no connect and close around every payload. A server that closes after
-    each answer gets a new connection for the next (http.client reopens it)."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.local = threading.local()
-        self.opened: list[http.client.HTTPConnection] = []
-        self.lock = threading.Lock()
-
-    def __enter__(self) -> _ThreadConnections:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        with self.lock:
-            for conn in self.opened:
-                conn.close()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=INVOCATION_TIMEOUT_SECONDS)
-            self.local.conn = conn
-            with self.lock:
-                self.opened.append(conn)
-        return conn
-
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        conn = self._connection()
-        reused = conn.sock is not None
-        try:
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            conn.close()
-            if not reused:
-                raise
-        # The server dropped a kept-alive connection between payloads: send again on a new one (scoring is
-        # idempotent).
-        conn.request("POST", path, body=body, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read()
 
 
 class LocalSageMaker:
@@ -146,9 +72,9 @@ class LocalSageMaker:
         thread.start()
 
     def _download_prefix(self, uri: str, dest: Path) -> list[str]:
-        bucket, prefix = _s3_parts(uri)
+        bucket, prefix = s3_parts(uri)
         s3 = self.s3()
-        keys = _object_keys(s3, bucket, prefix)
+        keys = object_keys(s3, bucket, prefix)
         for key in keys:
             target = dest / (Path(key).relative_to(prefix) if prefix and key != prefix else Path(key).name)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -157,7 +83,7 @@ class LocalSageMaker:
         return keys
 
     def _model_dir_for(self, model_data_url: str, into: Path) -> Path:
-        bucket, key = _s3_parts(model_data_url)
+        bucket, key = s3_parts(model_data_url)
         archive = io.BytesIO(self.s3().get_object(Bucket=bucket, Key=key)["Body"].read())
         paths = contract.Paths(into)
         paths.model_dir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +141,7 @@ class LocalSageMaker:
             with tarfile.open(archive, "w:gz") as tar:
                 for item in sorted(paths.model_dir.iterdir()):
                     tar.add(item, arcname=item.name)
-            bucket, key = _s3_parts(job.model_artifacts["S3ModelArtifacts"])
+            bucket, key = s3_parts(job.model_artifacts["S3ModelArtifacts"])
             with archive.open("rb") as body:
                 self.s3().put_object(Bucket=bucket, Key=key, Body=body)
             job.training_end_time = job.last_modified_time = utcnow()
@@ -251,7 +177,7 @@ class LocalSageMaker:
                 {**self.serve_env, **(container.get("Environment") or {})},
             )
             server.wait_ready()
-            self._run_transform(job, server)
+            transform.run_transform(job, server, self.s3())
             job.transform_end_time = job.last_modified_time = utcnow()
             job.transform_job_status = "Completed"
         except batch.TransformInputError as exc:
@@ -262,83 +188,6 @@ class LocalSageMaker:
         finally:
             if server:
                 server.stop()
-
-    def _run_transform(self, job, server: ModelServer) -> None:
-        source = job.transform_input["DataSource"]["S3DataSource"]
-        if source.get("S3DataType", "S3Prefix") != "S3Prefix":
-            raise batch.TransformInputError("only S3DataType S3Prefix is supported locally")
-        content_type = job.transform_input.get("ContentType", "text/csv")
-        accept = job.transform_output.get("Accept", "text/csv")
-        processing = job.data_processing or {}
-        input_filter = batch.CsvFilter.parse(processing.get("InputFilter"))
-        output_filter = batch.CsvFilter.parse(processing.get("OutputFilter"))
-        join_source = processing.get("JoinSource")
-        strategy = job.batch_strategy or "MultiRecord"
-        max_payload = int(job.max_payload_in_mb or 6) * 1024 * 1024
-        workers = (
-            int(job.max_concurrent_transforms or 0) or _advertised_concurrency(server) or DEFAULT_CONCURRENCY
-        )
-        in_bucket, in_prefix = _s3_parts(source["S3Uri"])
-        out_bucket, out_prefix = _s3_parts(job.transform_output["S3OutputPath"])
-        s3 = self.s3()
-        keys = _object_keys(s3, in_bucket, in_prefix)
-        if not keys:
-            raise batch.TransformInputError(f"no input objects under {source['S3Uri']}")
-        headers = {"Content-Type": content_type, "Accept": accept}
-        connections = _ThreadConnections(server.port)
-
-        def post(key: str, first: int, count: int, body: bytes) -> bytes:
-            status, payload = connections.post("/invocations", body, headers)
-            if status != 200:
-                detail = payload.decode(errors="replace").strip()
-                raise batch.TransformInputError(
-                    f"object s3://{in_bucket}/{key}, lines {first + 1}-{first + count}: "
-                    f"the model server answered {status}: {detail[:500]}"
-                )
-            return payload
-
-        def score(key: str, first: int, records: list[bytes]) -> bytes:
-            body = b"\n".join(input_filter.apply(r) for r in records) + b"\n"
-            outputs = batch.split_lines(post(key, first, len(records), body))
-            if len(outputs) != len(records):
-                raise batch.TransformInputError(
-                    f"object s3://{in_bucket}/{key}: {len(records)} records in, {len(outputs)} out"
-                )
-            return b"\n".join(batch.join_outputs(records, outputs, join_source, output_filter))
-
-        def score_chunk(key: str, first: int, chunk: bytes) -> bytes:
-            # Whole lines passed through untouched: no per-record work in this process.
-            count = chunk.count(b"\n")
-            payload = post(key, first, count, chunk).rstrip(b"\n")
-            answered = payload.count(b"\n") + 1 if payload else 0
-            if answered != count:
-                raise batch.TransformInputError(
-                    f"object s3://{in_bucket}/{key}: {count} records in, {answered} out"
-                )
-            return payload
-
-        passthrough = input_filter.selects_all and output_filter.selects_all and join_source != "Input"
-        with connections, ThreadPoolExecutor(max_workers=workers) as pool:
-            for key in keys:
-                data = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
-                if passthrough and strategy == "MultiRecord" and batch.is_plain_lines(data):
-                    target = batch.payload_bytes(len(data), max_payload, workers)
-                    futures = [
-                        pool.submit(score_chunk, key, first, chunk)
-                        for first, chunk in batch.line_chunks(data, max_payload, target)
-                    ]
-                else:
-                    futures = [
-                        pool.submit(score, key, first, chunk)
-                        for first, chunk in batch.batches(batch.split_lines(data), strategy, max_payload)
-                    ]
-                name = key[len(in_prefix) :].lstrip("/") if in_prefix and key != in_prefix else Path(key).name
-                out_key = f"{out_prefix.rstrip('/')}/{name}.out".lstrip("/")
-                s3.put_object(
-                    Bucket=out_bucket,
-                    Key=out_key,
-                    Body=b"\n".join(future.result() for future in futures) + b"\n",
-                )
 
     # -- endpoints ---------------------------------------------------------------------------------------
     def _start_server_for(self, backend: SageMakerModelBackend, config_name: str, label: str) -> ModelServer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+from . import transform
 from .runners import ModelServer
 from .sagemaker import LocalSageMaker
 
@@ -41,7 +42,7 @@ def transform_job(
 def run_transform(local: LocalSageMaker, server: ModelServer, job: SimpleNamespace) -> None:
     """Scores every object under the job's input prefix with `server`; raises TransformInputError as a job
     would fail."""
-    local._run_transform(job, server)
+    transform.run_transform(job, server, local.s3())
 
 
 def local_sagemaker(endpoint_url: str, work_dir: Path, region: str = "us-east-1") -> LocalSageMaker:

@@ -82,16 +82,16 @@ def test_a_bad_row_names_the_object_and_its_lines(served):
 
 
 def test_concurrency_comes_from_the_servers_execution_parameters_when_the_job_leaves_it_out(served):
-    from mlops.local.sagemaker import _advertised_concurrency
+    from mlops.local.transform import advertised_concurrency
 
     server, *_ = served
     status, _, body = server.request("GET", "/execution-parameters")
     assert status == 200
-    assert _advertised_concurrency(server) == json.loads(body)["MaxConcurrentTransforms"] >= 1
+    assert advertised_concurrency(server) == json.loads(body)["MaxConcurrentTransforms"] >= 1
 
 
 def test_a_server_without_execution_parameters_gets_the_default_concurrency():
-    from mlops.local.sagemaker import _advertised_concurrency
+    from mlops.local.transform import advertised_concurrency
 
     class NoParameters:
         def request(self, method, path, body=None, headers=None, timeout=60.0):
@@ -101,5 +101,5 @@ def test_a_server_without_execution_parameters_gets_the_default_concurrency():
         def request(self, method, path, body=None, headers=None, timeout=60.0):
             raise ConnectionRefusedError
 
-    assert _advertised_concurrency(NoParameters()) is None
-    assert _advertised_concurrency(Down()) is None
+    assert advertised_concurrency(NoParameters()) is None
+    assert advertised_concurrency(Down()) is None

@@ -1,0 +1,18 @@
+"""S3 URIs and prefixes as the local SageMaker reads them."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+
+def s3_parts(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3":
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def object_keys(s3, bucket: str, prefix: str) -> list[str]:
+    """Every object under an S3 prefix (an S3Prefix data source), folders left out."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].endswith("/")]
