@@ -92,7 +92,6 @@ def _aws_sdk_with_json_output(original: Callable) -> Callable:
         original(self, env, *args, **kwargs)
         env.stack[-1] = _jsonable(env.stack[-1], _iso)
 
-    _eval_service_task.original = original  # type: ignore[attr-defined]
     return _eval_service_task
 
 
@@ -181,7 +180,6 @@ def _factory_with_sagemaker(original: Callable) -> Callable:
     def state_task_service_for(service_name: str):
         return SageMakerTask() if service_name == "sagemaker" else original(service_name)
 
-    state_task_service_for.original = original  # type: ignore[attr-defined]
     return state_task_service_for
 
 
@@ -224,7 +222,6 @@ class _ParseOnce:
             finally:
                 self._validating.on = False
 
-        _validate_definition.original = original  # type: ignore[attr-defined]
         return staticmethod(_validate_definition)
 
     def parse(self, original: Callable) -> Callable:
@@ -238,33 +235,56 @@ class _ParseOnce:
                 unused = self._unused.pop(definition, None)
             return unused if unused is not None else original(definition)
 
-        parse.original = original  # type: ignore[attr-defined]
         return staticmethod(parse)
 
 
 _PARSE_ONCE = _ParseOnce()
 
 
-def _unwrapped(owner: type, name: str) -> Callable:
-    current = owner.__dict__[name].__func__
-    return getattr(current, "original", current)
+_saved: dict[str, tuple[Any, str, Any]] = {}  # what install() replaced: key -> (owner, name, original)
+
+
+def _original(owner: Any, name: str) -> Any:
+    key = f"{owner.__name__}.{name}"
+    return _saved[key][2] if key in _saved else owner.__dict__[name]
+
+
+def _patch(owner: Any, name: str, value: Any) -> None:
+    _saved.setdefault(f"{owner.__name__}.{name}", (owner, name, owner.__dict__[name]))
+    setattr(owner, name, value)
 
 
 def install(invoke_lambda: LambdaInvoker, poll_seconds: float = 0.05) -> None:
     """Turns the interpreter on and routes SageMaker and Lambda tasks locally (idempotent)."""
-    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
-    current = state_task_factory.state_task_service_for
-    original = getattr(current, "original", current)
-    state_task_factory.state_task_service_for = _factory_with_sagemaker(original)
-    state_task_service_factory.state_task_service_for = state_task_factory.state_task_service_for
-    lambda_eval_utils._invoke_lambda_function = _lambda_adapter(invoke_lambda)
-    StepFunctionResponse.send_task_failure = _send_task_failure_with_cause
-    current_sdk = StateTaskServiceAwsSdk._eval_service_task
-    StateTaskServiceAwsSdk._eval_service_task = _aws_sdk_with_json_output(
-        getattr(current_sdk, "original", current_sdk)
+    config = default_user_config.setdefault("stepfunctions", {})
+    _saved.setdefault(
+        "execute_state_machine", (config, "execute_state_machine", config.get("execute_state_machine"))
     )
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = poll_seconds
-    StepFunctionsParserBackend._validate_definition = _PARSE_ONCE.validate(
-        _unwrapped(StepFunctionsParserBackend, "_validate_definition")
+    config["execute_state_machine"] = True
+    factory = _factory_with_sagemaker(_original(state_task_factory, "state_task_service_for"))
+    _patch(state_task_factory, "state_task_service_for", factory)
+    _patch(state_task_service_factory, "state_task_service_for", factory)
+    _patch(lambda_eval_utils, "_invoke_lambda_function", _lambda_adapter(invoke_lambda))
+    _patch(StepFunctionResponse, "send_task_failure", _send_task_failure_with_cause)
+    _patch(
+        StateTaskServiceAwsSdk,
+        "_eval_service_task",
+        _aws_sdk_with_json_output(_original(StateTaskServiceAwsSdk, "_eval_service_task")),
     )
-    AmazonStateLanguageParser.parse = _PARSE_ONCE.parse(_unwrapped(AmazonStateLanguageParser, "parse"))
+    _patch(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", poll_seconds)
+    validate = _original(StepFunctionsParserBackend, "_validate_definition").__func__
+    _patch(StepFunctionsParserBackend, "_validate_definition", _PARSE_ONCE.validate(validate))
+    parse = _original(AmazonStateLanguageParser, "parse").__func__
+    _patch(AmazonStateLanguageParser, "parse", _PARSE_ONCE.parse(parse))
+
+
+def uninstall() -> None:
+    """moto's interpreter is plain moto again (later tests in the same process may use it)."""
+    for owner, name, original in _saved.values():
+        if not isinstance(owner, dict):
+            setattr(owner, name, original)
+        elif original is None:
+            owner.pop(name, None)
+        else:
+            owner[name] = original
+    _saved.clear()

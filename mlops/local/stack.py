@@ -281,6 +281,7 @@ class LocalStack:
                 stopping.result()
         sagemaker.uninstall()
         outbox.uninstall()
+        engine.uninstall()
         if server:
             moto_api_backend.reset()  # the local AWS's state goes with it, as if it had been its own process
         if hasattr(self, "_saved_env"):

@@ -23,11 +23,11 @@ def wait_for(sfn, arn):
 
 
 def test_first_execution_reuses_the_validation_parse_and_later_ones_parse_their_own(
-    aws_with_sfn_engine, monkeypatch
+    aws_with_sfn_engine, monkeypatch, request
 ):
     programs = []
-    real_parse = AmazonStateLanguageParser.__dict__["parse"].__func__
-    original = getattr(real_parse, "original", real_parse)
+    engine.uninstall()  # moto's own parse, counted, is what install wraps
+    original = AmazonStateLanguageParser.parse
 
     def counting(definition):
         parsed = original(definition)
@@ -36,6 +36,7 @@ def test_first_execution_reuses_the_validation_parse_and_later_ones_parse_their_
 
     monkeypatch.setattr(AmazonStateLanguageParser, "parse", staticmethod(counting))
     engine.install(lambda arn, event: (True, {}))
+    request.addfinalizer(engine.uninstall)
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     arn = sfn.create_state_machine(name="parse-once", definition=DEFINITION, roleArn=ROLE)["stateMachineArn"]
     assert len(programs) == 1  # the validation

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import moto
+from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.sagemaker.models import FakeEndpoint, FakeTrainingJob, FakeTransformJob, SageMakerModelBackend
 from moto.ses.models import SESBackend
@@ -17,6 +18,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_callback,
     state_task_service_factory,
 )
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from mlops.local import engine
@@ -62,12 +64,26 @@ def test_mail_seams_exist():
     assert "subject" in inspect.signature(Subscription.publish).parameters
 
 
-def test_install_routes_sagemaker_and_keeps_other_services():
+def test_install_routes_sagemaker_keeps_other_services_and_uninstall_restores_moto():
+    engine.uninstall()
+    plain = {
+        "factory": state_task_factory.state_task_service_for,
+        "parse": AmazonStateLanguageParser.__dict__["parse"],
+        "failure": StepFunctionResponse.send_task_failure,
+        "execute": default_user_config.get("stepfunctions", {}).get("execute_state_machine"),
+    }
     engine.install(lambda arn, event: (True, {}))
+    engine.install(lambda arn, event: (True, {}))  # twice must not wrap twice
     assert type(state_task_factory.state_task_service_for("sagemaker")).__name__ == "SageMakerTask"
     assert type(state_task_factory.state_task_service_for("sns")).__name__ == "StateTaskServiceSns"
-    engine.install(lambda arn, event: (True, {}))  # twice must not wrap twice
-    assert state_task_factory.state_task_service_for.original.__name__ == "state_task_service_for"
+    assert default_user_config["stepfunctions"]["execute_state_machine"] is True
+
+    engine.uninstall()
+    assert state_task_factory.state_task_service_for is plain["factory"]
+    assert state_task_service_factory.state_task_service_for is plain["factory"]
+    assert AmazonStateLanguageParser.__dict__["parse"] is plain["parse"]
+    assert StepFunctionResponse.send_task_failure is plain["failure"]
+    assert default_user_config.get("stepfunctions", {}).get("execute_state_machine") == plain["execute"]
 
 
 def test_the_interpreter_loads_without_moto_ec2_and_batch_still_loads_later():
