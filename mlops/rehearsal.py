@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import shlex
-import shutil
-import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from . import approver
 from .data import write_iris_split
+from .execution import follow_execution
 from .local.stack import REGION, LocalStack
 from .local.template import ACCOUNT_ID
 from .promotion import start_promotion
 from .release import Release, image_tag_exists, start_release
 from .sourceinfo import current_commit, image_digest_for_tree
-
-SAMPLE = '{"data":"4.5,1.3,0.3,0.3"}'
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+from .summary import curl_prediction, left_over, registry_record, stage_record
 
 
 @dataclass
@@ -60,65 +54,6 @@ def parse_fault(text: str) -> tuple[str, int | None]:
     if number and not number.isdigit():
         raise ValueError(f"fault {text!r}: the release after @ must be a number")
     return name, int(number) if number else None
-
-
-class Progress:
-    """Prints one line per state entered and left, with its duration, while an execution runs."""
-
-    def __init__(self, sfn, execution_arn: str, out: TextIO):
-        self.sfn, self.execution_arn, self.out = sfn, execution_arn, out
-        self.states: list[str] = []
-        self.durations: dict[str, float] = {}
-        self.task_errors: list[dict[str, str]] = []  # every failed attempt, retried or not
-        self._seen = 0
-        self._entered: dict[str, float] = {}
-
-    def poll(self) -> None:
-        events = self.sfn.get_execution_history(executionArn=self.execution_arn, maxResults=1000)["events"]
-        for event in events[self._seen :]:
-            kind, stamp = event["type"], event["timestamp"].timestamp()
-            if kind.endswith("StateEntered"):
-                name = event["stateEnteredEventDetails"]["name"]
-                self.states.append(name)
-                self._entered[name] = stamp
-                self.out.write(f"  → {name}\n")
-            elif kind.endswith("StateExited"):
-                name = event["stateExitedEventDetails"]["name"]
-                took = stamp - self._entered.get(name, stamp)
-                self.durations[name] = round(self.durations.get(name, 0.0) + took, 3)
-                self.out.write(f"  ✓ {name} ({took:.2f} s)\n")
-            elif kind == "TaskFailed":
-                error = event["taskFailedEventDetails"].get("error", "")
-                state = self.states[-1] if self.states else ""
-                self.task_errors.append({"state": state, "error": error})
-                self.out.write(f"  ✗ {state}: {error}\n")
-            self.out.flush()
-        self._seen = len(events)
-
-
-def failure_details(stack: LocalStack, execution_arn: str, states: list[str]) -> dict:
-    """The state that failed, and the error and cause the Fail state reported."""
-    description = stack.client("stepfunctions").describe_execution(executionArn=execution_arn)
-    definition = json.loads(
-        stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)[
-            "definition"
-        ]
-    )
-    recorders = {
-        name
-        for name, state in definition["States"].items()
-        if state.get("Type") == "Pass" and state.get("ResultPath") == "$.failure"
-    }
-    failed_state = None
-    for previous, current in itertools.pairwise(states):
-        if current in recorders:
-            failed_state = previous
-            break
-    return {
-        "failed_state": failed_state,
-        "error": description.get("error"),
-        "cause": description.get("cause"),
-    }
 
 
 def _register_image(stack: LocalStack, commit: str) -> str:
@@ -209,45 +144,6 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
         done.set()
 
 
-def follow_execution(stack: LocalStack, execution_arn: str, timeout: float, out: TextIO) -> dict:
-    """Prints the execution's progress until it ends; returns what the summary reports of it."""
-    sfn = stack.client("stepfunctions")
-    progress = Progress(sfn, execution_arn, out)
-    started = time.monotonic()
-    status = "RUNNING"
-    while time.monotonic() - started < timeout:
-        progress.poll()
-        status = sfn.describe_execution(executionArn=execution_arn)["status"]
-        if status in TERMINAL:
-            break
-        time.sleep(0.1)  # each poll has the local AWS serialise the whole history
-    progress.poll()
-    description = sfn.describe_execution(executionArn=execution_arn)
-    result = {
-        "names": json.loads(description["input"])["names"],
-        "status": status,
-        "execution_arn": execution_arn,
-        "execution_name": description["name"],
-        "states": progress.states,
-        "durations": progress.durations,
-        "task_errors": progress.task_errors,
-        "seconds": round(time.monotonic() - started, 3),
-    }
-    if status == "SUCCEEDED":
-        output = json.loads(description["output"])
-        result.update(
-            {
-                "endpoint_action": output["deploy"]["action"],
-                "rollback_config": output["previous"]["config"],
-                "evaluation": output["evaluation"],
-                "approval": output.get("approval"),
-            }
-        )
-    else:
-        result.update(failure_details(stack, execution_arn, progress.states))
-    return result
-
-
 def promote(staging: LocalStack, prod: LocalStack, package_arn: str, options: Options, out: TextIO) -> dict:
     """The prod stack deploys the package staging serves, through the same promotion path as ``mlops promote``."""
     execution_arn = start_promotion(
@@ -302,72 +198,6 @@ def promote_through(staging: LocalStack, summary: dict, options: Options, out: T
     return result
 
 
-def stage_record(stack: LocalStack) -> dict:
-    """The stage's endpoint and the model package it serves."""
-    sm = stack.client("sagemaker")
-    try:
-        config = sm.describe_endpoint(EndpointName=stack.endpoint_name)["EndpointConfigName"]
-    except sm.exceptions.ClientError:
-        return {"endpoint_name": stack.endpoint_name, "model_package_arn": None, "api_url": stack.api_url}
-    variant = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
-    container = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
-    return {
-        "endpoint_name": stack.endpoint_name,
-        "endpoint_config": config,
-        "model_package_arn": container.get("ModelPackageName"),
-        "api_url": stack.api_url,
-    }
-
-
-def curl_command(stack: LocalStack, body: str = SAMPLE) -> str:
-    """The exact command a person pastes; the API key is read from its file, never printed."""
-    command = shlex.join(
-        [
-            "curl",
-            "-sS",
-            "-X",
-            "POST",
-            f"{stack.api_url}/v1/invokeSagemakerAPI",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            body,
-        ]
-    )
-    if stack.api_key_file:
-        command += f' -H "x-api-key: $(cat {shlex.quote(str(stack.api_key_file))})"'
-    return command
-
-
-def curl_prediction(stack: LocalStack) -> tuple[str, object]:
-    command = curl_command(stack)
-    if shutil.which("curl") is None:
-        return command, "curl is not installed"
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, check=False)
-    answer = (done.stdout or done.stderr).strip()
-    try:
-        return command, json.loads(answer)
-    except json.JSONDecodeError:
-        return command, answer
-
-
-def registry_record(stack: LocalStack, release: dict) -> dict:
-    """The release's model package version and its approval status, as the registry holds them."""
-    sm = stack.client("sagemaker")
-    packages = sm.list_model_packages(ModelPackageGroupName=stack.model_package_group)[
-        "ModelPackageSummaryList"
-    ]
-    for summary in packages:
-        package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-        if f"({release['execution_name']})" in package.get("ModelPackageDescription", ""):
-            return {
-                "model_package_arn": package["ModelPackageArn"],
-                "approval_status": package["ModelApprovalStatus"],
-                "approval_description": package.get("ApprovalDescription"),
-            }
-    return {"model_package_arn": None, "approval_status": None}
-
-
 def upload_data(stack: LocalStack, faults: set[str]) -> None:
     train, test = write_iris_split(stack.work_dir / "data")
     if "malformed-test-data" in faults:
@@ -378,27 +208,6 @@ def upload_data(stack: LocalStack, faults: set[str]) -> None:
     if "no-training-data" not in faults:
         s3.upload_file(str(train), stack.bucket, "data/train/train.csv")
     s3.upload_file(str(test), stack.bucket, "data/test/test.csv")
-
-
-def left_over(stack: LocalStack, rollback_config: str | None) -> list[str]:
-    """SageMaker resources besides the live endpoint's config, the rollback config and their models."""
-    sm = stack.client("sagemaker")
-    keep = {rollback_config} if rollback_config else set()
-    keep.update(
-        sm.describe_endpoint(EndpointName=e["EndpointName"])["EndpointConfigName"]
-        for e in sm.list_endpoints()["Endpoints"]
-    )
-    configs = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
-    keep_models = {
-        v["ModelName"]
-        for c in configs
-        if c in keep
-        for v in sm.describe_endpoint_config(EndpointConfigName=c)["ProductionVariants"]
-    }
-    models = [m["ModelName"] for m in sm.list_models()["Models"]]
-    return [f"endpoint-config/{c}" for c in sorted(configs) if c not in keep] + [
-        f"model/{m}" for m in sorted(models) if m not in keep_models
-    ]
 
 
 def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> dict:

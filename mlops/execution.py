@@ -1,0 +1,110 @@
+"""Following one Step Functions execution: a line per state entered and left, then what it ended with."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from typing import TextIO
+
+from .local.stack import LocalStack
+
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class Progress:
+    """Prints one line per state entered and left, with its duration, while an execution runs."""
+
+    def __init__(self, sfn, execution_arn: str, out: TextIO):
+        self.sfn, self.execution_arn, self.out = sfn, execution_arn, out
+        self.states: list[str] = []
+        self.durations: dict[str, float] = {}
+        self.task_errors: list[dict[str, str]] = []  # every failed attempt, retried or not
+        self._seen = 0
+        self._entered: dict[str, float] = {}
+
+    def poll(self) -> None:
+        events = self.sfn.get_execution_history(executionArn=self.execution_arn, maxResults=1000)["events"]
+        for event in events[self._seen :]:
+            kind, stamp = event["type"], event["timestamp"].timestamp()
+            if kind.endswith("StateEntered"):
+                name = event["stateEnteredEventDetails"]["name"]
+                self.states.append(name)
+                self._entered[name] = stamp
+                self.out.write(f"  → {name}\n")
+            elif kind.endswith("StateExited"):
+                name = event["stateExitedEventDetails"]["name"]
+                took = stamp - self._entered.get(name, stamp)
+                self.durations[name] = round(self.durations.get(name, 0.0) + took, 3)
+                self.out.write(f"  ✓ {name} ({took:.2f} s)\n")
+            elif kind == "TaskFailed":
+                error = event["taskFailedEventDetails"].get("error", "")
+                state = self.states[-1] if self.states else ""
+                self.task_errors.append({"state": state, "error": error})
+                self.out.write(f"  ✗ {state}: {error}\n")
+            self.out.flush()
+        self._seen = len(events)
+
+
+def failure_details(stack: LocalStack, execution_arn: str, states: list[str]) -> dict:
+    """The state that failed, and the error and cause the Fail state reported."""
+    description = stack.client("stepfunctions").describe_execution(executionArn=execution_arn)
+    definition = json.loads(
+        stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)[
+            "definition"
+        ]
+    )
+    recorders = {
+        name
+        for name, state in definition["States"].items()
+        if state.get("Type") == "Pass" and state.get("ResultPath") == "$.failure"
+    }
+    failed_state = None
+    for previous, current in itertools.pairwise(states):
+        if current in recorders:
+            failed_state = previous
+            break
+    return {
+        "failed_state": failed_state,
+        "error": description.get("error"),
+        "cause": description.get("cause"),
+    }
+
+
+def follow_execution(stack: LocalStack, execution_arn: str, timeout: float, out: TextIO) -> dict:
+    """Prints the execution's progress until it ends; returns what the summary reports of it."""
+    sfn = stack.client("stepfunctions")
+    progress = Progress(sfn, execution_arn, out)
+    started = time.monotonic()
+    status = "RUNNING"
+    while time.monotonic() - started < timeout:
+        progress.poll()
+        status = sfn.describe_execution(executionArn=execution_arn)["status"]
+        if status in TERMINAL:
+            break
+        time.sleep(0.1)  # each poll has the local AWS serialise the whole history
+    progress.poll()
+    description = sfn.describe_execution(executionArn=execution_arn)
+    result = {
+        "names": json.loads(description["input"])["names"],
+        "status": status,
+        "execution_arn": execution_arn,
+        "execution_name": description["name"],
+        "states": progress.states,
+        "durations": progress.durations,
+        "task_errors": progress.task_errors,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if status == "SUCCEEDED":
+        output = json.loads(description["output"])
+        result.update(
+            {
+                "endpoint_action": output["deploy"]["action"],
+                "rollback_config": output["previous"]["config"],
+                "evaluation": output["evaluation"],
+                "approval": output.get("approval"),
+            }
+        )
+    else:
+        result.update(failure_details(stack, execution_arn, progress.states))
+    return result

@@ -1,0 +1,99 @@
+"""What the rehearsal's summary reports of the local stack: endpoints, the registry, the curl, what is left over."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+
+from .local.stack import LocalStack
+
+SAMPLE = '{"data":"4.5,1.3,0.3,0.3"}'
+
+
+def stage_record(stack: LocalStack) -> dict:
+    """The stage's endpoint and the model package it serves."""
+    sm = stack.client("sagemaker")
+    try:
+        config = sm.describe_endpoint(EndpointName=stack.endpoint_name)["EndpointConfigName"]
+    except sm.exceptions.ClientError:
+        return {"endpoint_name": stack.endpoint_name, "model_package_arn": None, "api_url": stack.api_url}
+    variant = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0]
+    container = sm.describe_model(ModelName=variant["ModelName"])["PrimaryContainer"]
+    return {
+        "endpoint_name": stack.endpoint_name,
+        "endpoint_config": config,
+        "model_package_arn": container.get("ModelPackageName"),
+        "api_url": stack.api_url,
+    }
+
+
+def curl_command(stack: LocalStack, body: str = SAMPLE) -> str:
+    """The exact command a person pastes; the API key is read from its file, never printed."""
+    command = shlex.join(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            f"{stack.api_url}/v1/invokeSagemakerAPI",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ]
+    )
+    if stack.api_key_file:
+        command += f' -H "x-api-key: $(cat {shlex.quote(str(stack.api_key_file))})"'
+    return command
+
+
+def curl_prediction(stack: LocalStack) -> tuple[str, object]:
+    command = curl_command(stack)
+    if shutil.which("curl") is None:
+        return command, "curl is not installed"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, check=False)
+    answer = (done.stdout or done.stderr).strip()
+    try:
+        return command, json.loads(answer)
+    except json.JSONDecodeError:
+        return command, answer
+
+
+def registry_record(stack: LocalStack, release: dict) -> dict:
+    """The release's model package version and its approval status, as the registry holds them."""
+    sm = stack.client("sagemaker")
+    packages = sm.list_model_packages(ModelPackageGroupName=stack.model_package_group)[
+        "ModelPackageSummaryList"
+    ]
+    for summary in packages:
+        package = sm.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        if f"({release['execution_name']})" in package.get("ModelPackageDescription", ""):
+            return {
+                "model_package_arn": package["ModelPackageArn"],
+                "approval_status": package["ModelApprovalStatus"],
+                "approval_description": package.get("ApprovalDescription"),
+            }
+    return {"model_package_arn": None, "approval_status": None}
+
+
+def left_over(stack: LocalStack, rollback_config: str | None) -> list[str]:
+    """SageMaker resources besides the live endpoint's config, the rollback config and their models."""
+    sm = stack.client("sagemaker")
+    keep = {rollback_config} if rollback_config else set()
+    keep.update(
+        sm.describe_endpoint(EndpointName=e["EndpointName"])["EndpointConfigName"]
+        for e in sm.list_endpoints()["Endpoints"]
+    )
+    configs = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
+    keep_models = {
+        v["ModelName"]
+        for c in configs
+        if c in keep
+        for v in sm.describe_endpoint_config(EndpointConfigName=c)["ProductionVariants"]
+    }
+    models = [m["ModelName"] for m in sm.list_models()["Models"]]
+    return [f"endpoint-config/{c}" for c in sorted(configs) if c not in keep] + [
+        f"model/{m}" for m in sorted(models) if m not in keep_models
+    ]
