@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -82,7 +83,8 @@ class ModelServer:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait()
+                with contextlib.suppress(subprocess.TimeoutExpired):  # never hang a shutdown on one server
+                    self.process.wait(timeout)
         return self.process.returncode
 
 
