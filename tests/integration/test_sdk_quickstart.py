@@ -101,29 +101,20 @@ def _in_sdk_venv(sdk_python: str, local_aws: dict, code: str) -> object:
         f"{code}\n"
         "print(json.dumps(result))\n"
     )
-    done = subprocess.run(
-        [sdk_python, "-c", program],
-        cwd=REPO,
-        env=_env_without_aws(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = _run([sdk_python, "-c", program])
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _cli(python: str, *args: str, endpoint_url: str | None = None) -> subprocess.CompletedProcess:
     local = ["--endpoint-url", endpoint_url] if endpoint_url else []
+    return _run([python, str(QUICKSTART), *local, *args])
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    """``argv`` from the repository, with no AWS settings of this process, output captured."""
     return subprocess.run(
-        [python, str(QUICKSTART), *local, *args],
-        cwd=REPO,
-        env=_env_without_aws(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        argv, cwd=REPO, env=_env_without_aws(), capture_output=True, text=True, timeout=600, check=False
     )
 
 

@@ -18,13 +18,17 @@ def cleanup(monkeypatch):
         yield load_function("cleanup/app.py"), boto3.client("sagemaker", region_name="us-east-1")
 
 
-def _release(sm, n: int) -> dict[str, str]:
-    names = {"model": f"mlops-iris-staging-r{n}-model", "endpoint_config": f"mlops-iris-staging-r{n}-config"}
+def _model(sm, name: str) -> None:
     sm.create_model(
-        ModelName=names["model"],
+        ModelName=name,
         ExecutionRoleArn=ROLE,
         PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
     )
+
+
+def _release(sm, n: int) -> dict[str, str]:
+    names = {"model": f"mlops-iris-staging-r{n}-model", "endpoint_config": f"mlops-iris-staging-r{n}-config"}
+    _model(sm, names["model"])
     sm.create_endpoint_config(
         EndpointConfigName=names["endpoint_config"],
         ProductionVariants=[
@@ -86,11 +90,7 @@ def test_failed_release_removes_only_its_own_unused_resources(cleanup):
 
 def test_failed_first_release_without_endpoint_config_is_fine(cleanup):
     fn, sm = cleanup
-    sm.create_model(
-        ModelName="mlops-iris-staging-r1-model",
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
-    )
+    _model(sm, "mlops-iris-staging-r1-model")
     result = fn.clean_up(
         {
             "endpoint_name": "mlops-iris-staging",
@@ -119,11 +119,7 @@ def test_a_newer_concurrent_release_is_not_touched(cleanup):
 
 def test_another_stages_resources_are_never_touched(cleanup):
     fn, sm = cleanup
-    sm.create_model(
-        ModelName="mlops-iris-prod-r0-model",
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://b/m.tar.gz"},
-    )
+    _model(sm, "mlops-iris-prod-r0-model")
     time.sleep(0.01)
     live = _release(sm, 1)
     sm.create_endpoint(EndpointName="mlops-iris-staging", EndpointConfigName=live["endpoint_config"])
