@@ -15,8 +15,8 @@ from mlmodel.model import TreeModel
 from mlmodel.payload import (
     CSV,
     JSON,
+    CsvLabels,
     InvalidPayload,
-    format_csv,
     format_json,
     is_csv,
     parse_rows,
@@ -36,6 +36,7 @@ def error(status: int, message: str, **details: object) -> Answer:
 class Invocations:
     def __init__(self, model: TreeModel | None, unavailable: str, max_bytes: int, app: WsgiApp):
         self.model = model
+        self.csv_labels = CsvLabels(model.labels if model else [])
         self.unavailable = unavailable
         self.max_bytes = max_bytes
         self.app = app
@@ -78,7 +79,7 @@ class Invocations:
         single = rows.shape[0] == 1
         indices = [model.predict_one(rows[0].tolist())] if single else model.predict_indices(rows)
         if out_type == CSV:
-            return 200, CSV_UTF8, format_csv(model.label_bytes(indices))
+            return 200, CSV_UTF8, self.csv_labels.format(indices)
         return 200, JSON, format_json([model.labels[i] for i in indices])
 
     def read_body(self, environ: dict) -> bytes | None:

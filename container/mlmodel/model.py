@@ -51,7 +51,6 @@ class TreeModel:
         self._feature_array = np.asarray(arrays["feature"], dtype=np.intp)
         self._threshold_array = np.asarray(arrays["threshold"], dtype=np.float64)
         self._leaf_class = np.asarray(arrays["leaf_class"], dtype=np.intp)
-        self._label_bytes = np.array([label.encode() for label in self.labels], dtype=object)
         # Plain lists: indexing them from Python is several times faster than indexing numpy arrays.
         self._left = self._left_array.tolist()
         self._right = self._right_array.tolist()
@@ -162,9 +161,6 @@ class TreeModel:
         while left[node] != _LEAF:
             node = left[node] if x[feature[node]] <= threshold[node] else right[node]
         return self._leaf_class_list[node]
-
-    def label_bytes(self, indices: np.ndarray) -> np.ndarray:
-        return self._label_bytes[indices]
 
 
 def tree_arrays(estimator) -> dict[str, np.ndarray]:

@@ -10,8 +10,8 @@ from mlmodel.payload import (
     CSV,
     FEATURE_LIMIT,
     JSON,
+    CsvLabels,
     InvalidPayload,
-    format_csv,
     format_json,
     is_csv,
     media_type,
@@ -232,8 +232,25 @@ def test_large_batch_parses_the_same_on_both_paths():
 
 
 def test_csv_output_is_one_label_per_line_in_order():
-    labels = np.array([b"setosa", b"virginica", b"setosa"], dtype=object)
-    assert format_csv(labels) == b"setosa\nvirginica\nsetosa"
+    labels = CsvLabels(["setosa", "versicolor", "virginica"])
+    assert labels.format([0, 2, 0]) == b"setosa\nvirginica\nsetosa"
+    many = np.array([1, 0, 2] * 100, dtype=np.uint8)
+    assert labels.format(many) == b"\n".join([b"versicolor", b"setosa", b"virginica"] * 100)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.text(min_size=0, max_size=12), min_size=1, max_size=5, unique=True).flatmap(
+        lambda labels: st.tuples(
+            st.just(labels), st.lists(st.integers(0, len(labels) - 1), min_size=0, max_size=300)
+        )
+    )
+)
+def test_csv_output_of_any_labels_is_their_utf8_joined_by_newlines(case):
+    """Both paths (a join for few rows, padded arrays for many), any label: empty, non-ASCII, NUL bytes."""
+    labels, indices = case
+    expected = b"\n".join(labels[i].encode() for i in indices)
+    assert CsvLabels(labels).format(np.array(indices, dtype=np.intp)) == expected
 
 
 def test_json_output_is_a_list_of_labels():

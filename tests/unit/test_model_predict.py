@@ -60,9 +60,9 @@ def test_both_paths_agree_with_sklearn_on_random_and_extreme_rows(model):
     assert [model.labels[i] for i in model.predict_indices(rows)] == expected
 
 
-def test_label_bytes_are_the_class_names_indexed(model):
+def test_predicted_indices_name_the_classes(model):
     indices = model.predict_indices(IRIS.data[[0, 149, 50]])
-    assert model.label_bytes(indices).tolist() == [b"setosa", b"virginica", b"versicolor"]
+    assert [model.labels[i] for i in indices] == ["setosa", "virginica", "versicolor"]
 
 
 def test_load_reads_the_model_and_metadata(tmp_path):
