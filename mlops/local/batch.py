@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 _SELECTOR = re.compile(r"^\$(\[(.+)\])?$")
 _SLICE = re.compile(r"^(-?\d*):(-?\d*)$")
 
@@ -69,12 +71,6 @@ def split_lines(data: bytes) -> list[bytes]:
     return [line.rstrip(b"\r") for line in data.split(b"\n") if line.strip()]
 
 
-def is_plain_lines(data: bytes) -> bool:
-    """True when every line is a record (no blank lines, no CR): whole chunks can go to the server as they are."""
-    body = data.rstrip(b"\n")
-    return bool(body) and b"\r" not in body and b"\n\n" not in body and not body.startswith(b"\n")
-
-
 MIN_SPLIT_BYTES = 256 * 1024  # smaller objects go in one payload: splitting them saves nothing
 
 
@@ -88,29 +84,57 @@ def payload_bytes(
     return min(max_payload_bytes, max(1, min_bytes, -(-total_bytes // payloads)))
 
 
-def line_chunks(
+NEWLINE = ord("\n")
+Chunk = tuple[int, int, memoryview | bytes]  # index of the first record, how many records, whole lines
+
+
+def count_lines(data: bytes | memoryview) -> int:
+    """Newlines in `data` (a numpy pass: several times faster than bytes.count on megabytes)."""
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE))
+
+
+def _content_end(data: bytes) -> int:
+    """The length of `data` without its trailing newlines."""
+    if data.endswith(b"\n\n"):
+        return len(data.rstrip(b"\n"))
+    return len(data) - data.endswith(b"\n")
+
+
+def plain_line_chunks(
     data: bytes, max_payload_bytes: int, target_bytes: int | None = None
-) -> Iterator[tuple[int, bytes]]:
-    """MultiRecord without per-record work: (index of the first record, whole lines up to the payload limit).
-    With `target_bytes`, a chunk ends at the first line end from that size on (still within the limit), so
-    equal targets give equal chunks. Every chunk ends with a newline."""
-    data = data.rstrip(b"\n") + b"\n"
+) -> list[Chunk] | None:
+    """MultiRecord without per-record work, when every line of `data` is a record (no blank line, no CR):
+    whole lines up to the payload limit, each chunk ending with a newline. With `target_bytes`, a chunk ends
+    at the first line end from that size on (still within the limit), so equal targets give equal chunks.
+    Chunks are views of `data` (the last one a copy when `data` does not end with a newline). None when some
+    line is not a record: the caller then splits records one by one."""
+    end_of_records = _content_end(data)
+    if not end_of_records or data[0] == NEWLINE or b"\r" in data:
+        return None
+    newline = np.frombuffer(data, dtype=np.uint8, count=end_of_records) == NEWLINE
+    if (newline[1:] & newline[:-1]).any():
+        return None
+    total = end_of_records + 1  # with the last record's newline, whether `data` has it or not
     target = min(target_bytes or max_payload_bytes, max_payload_bytes)
+    view = memoryview(data)
+    chunks: list[Chunk] = []
     position, first = 0, 0
-    while position < len(data):
-        limit = min(position + max_payload_bytes, len(data))
+    while position < total:
+        limit = min(position + max_payload_bytes, total)
         end = data.find(b"\n", position + target - 1, limit) + 1 if target < max_payload_bytes else 0
         if end <= position:
             end = limit
-            if end < len(data):
+            if end < total:
                 cut = data.rfind(b"\n", position, end)
                 if cut < position:
                     raise TransformInputError(f"record {first + 1} is larger than MaxPayloadInMB")
                 end = cut + 1
-        chunk = data[position:end]
-        yield first, chunk
-        first += chunk.count(b"\n")
+        count = int(np.count_nonzero(newline[position : end - 1])) + 1
+        chunk = view[position:end] if end <= len(data) else bytes(view[position : end - 1]) + b"\n"
+        chunks.append((first, count, chunk))
+        first += count
         position = end
+    return chunks
 
 
 def batches(records: list[bytes], strategy: str, max_payload_bytes: int) -> Iterator[tuple[int, list[bytes]]]:

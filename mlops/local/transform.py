@@ -57,7 +57,7 @@ class _ThreadConnections:
                 self.opened.append(conn)
         return conn
 
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    def post(self, path: str, body: bytes | memoryview, headers: dict[str, str]) -> tuple[int, bytes]:
         conn = self._connection()
         reused = conn.sock is not None
         try:
@@ -98,7 +98,7 @@ def run_transform(job, server: ModelServer, s3) -> None:
     headers = {"Content-Type": content_type, "Accept": accept}
     connections = _ThreadConnections(server.port)
 
-    def post(key: str, first: int, count: int, body: bytes) -> bytes:
+    def post(key: str, first: int, count: int, body: bytes | memoryview) -> bytes:
         status, payload = connections.post("/invocations", body, headers)
         if status != 200:
             detail = payload.decode(errors="replace").strip()
@@ -117,11 +117,10 @@ def run_transform(job, server: ModelServer, s3) -> None:
             )
         return b"\n".join(batch.join_outputs(records, outputs, join_source, output_filter))
 
-    def score_chunk(key: str, first: int, chunk: bytes) -> bytes:
+    def score_chunk(key: str, first: int, count: int, chunk: memoryview | bytes) -> bytes:
         # Whole lines passed through untouched: no per-record work in this process.
-        count = chunk.count(b"\n")
         payload = post(key, first, count, chunk).rstrip(b"\n")
-        answered = payload.count(b"\n") + 1 if payload else 0
+        answered = batch.count_lines(payload) + 1 if payload else 0
         if answered != count:
             raise batch.TransformInputError(
                 f"object s3://{in_bucket}/{key}: {count} records in, {answered} out"
@@ -132,12 +131,12 @@ def run_transform(job, server: ModelServer, s3) -> None:
     with connections, ThreadPoolExecutor(max_workers=workers) as pool:
         for key in keys:
             data = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
-            if passthrough and strategy == "MultiRecord" and batch.is_plain_lines(data):
+            chunks = None
+            if passthrough and strategy == "MultiRecord":
                 target = batch.payload_bytes(len(data), max_payload, workers)
-                futures = [
-                    pool.submit(score_chunk, key, first, chunk)
-                    for first, chunk in batch.line_chunks(data, max_payload, target)
-                ]
+                chunks = batch.plain_line_chunks(data, max_payload, target)
+            if chunks is not None:
+                futures = [pool.submit(score_chunk, key, *chunk) for chunk in chunks]
             else:
                 futures = [
                     pool.submit(score, key, first, chunk)
@@ -145,8 +144,7 @@ def run_transform(job, server: ModelServer, s3) -> None:
                 ]
             name = key[len(in_prefix) :].lstrip("/") if in_prefix and key != in_prefix else Path(key).name
             out_key = f"{out_prefix.rstrip('/')}/{name}.out".lstrip("/")
-            s3.put_object(
-                Bucket=out_bucket,
-                Key=out_key,
-                Body=b"\n".join(future.result() for future in futures) + b"\n",
-            )
+            outputs = []
+            for future in futures:
+                outputs += (future.result(), b"\n")
+            s3.put_object(Bucket=out_bucket, Key=out_key, Body=b"".join(outputs))

@@ -59,22 +59,37 @@ def test_output_count_mismatch_is_an_error():
         join_outputs([b"a", b"b"], [b"x"], "Input", CsvFilter.parse("$"))
 
 
+def chunk_bytes(chunks) -> list[bytes]:
+    return [bytes(chunk) for _, _, chunk in chunks]
+
+
 def test_line_chunks_keep_whole_lines_within_the_payload_and_count_records():
-    from mlops.local.batch import line_chunks
+    from mlops.local.batch import plain_line_chunks
 
     data = b"".join(f"{i},1.5,2.5,3.5\n".encode() for i in range(1000))
-    chunks = list(line_chunks(data, 100))
-    assert b"".join(chunk for _, chunk in chunks) == data
-    assert all(len(chunk) <= 100 and chunk.endswith(b"\n") for _, chunk in chunks)
-    firsts = [first for first, _ in chunks]
-    assert firsts[0] == 0 and firsts[1] == chunks[0][1].count(b"\n")
+    chunks = plain_line_chunks(data, 100)
+    assert b"".join(chunk_bytes(chunks)) == data
+    assert all(len(chunk) <= 100 and chunk.endswith(b"\n") for chunk in chunk_bytes(chunks))
+    assert [count for _, count, _ in chunks] == [chunk.count(b"\n") for chunk in chunk_bytes(chunks)]
+    assert [first for first, _, _ in chunks] == [
+        sum(count for _, count, _ in chunks[:i]) for i in range(len(chunks))
+    ]
+
+
+@pytest.mark.parametrize("ending", [b"", b"\n", b"\n\n\n"])
+def test_line_chunks_end_every_record_with_one_newline_whatever_the_object_ends_with(ending):
+    from mlops.local.batch import plain_line_chunks
+
+    chunks = plain_line_chunks(b"a,1\nb,2\nc,3" + ending, 8)
+    assert chunk_bytes(chunks) == [b"a,1\nb,2\n", b"c,3\n"]
+    assert [(first, count) for first, count, _ in chunks] == [(0, 2), (2, 1)]
 
 
 def test_line_chunks_refuse_a_record_longer_than_the_payload():
-    from mlops.local.batch import line_chunks
+    from mlops.local.batch import plain_line_chunks
 
     with pytest.raises(TransformInputError, match="record 2"):
-        list(line_chunks(b"a\n" + b"x" * 50 + b"\n", 20))
+        plain_line_chunks(b"a\n" + b"x" * 50 + b"\n", 20)
 
 
 @pytest.mark.parametrize(
@@ -84,30 +99,35 @@ def test_line_chunks_refuse_a_record_longer_than_the_payload():
         (b"a,1\nb,2", True),
         (b"a,1\n\nb,2\n", False),
         (b"a,1\r\nb,2\r\n", False),
+        (b"\na,1\nb,2\n", False),
         (b"\n", False),
+        (b"", False),
     ],
 )
 def test_only_plain_lines_take_the_passthrough_path(data, plain):
-    from mlops.local.batch import is_plain_lines
+    from mlops.local.batch import plain_line_chunks
 
-    assert is_plain_lines(data) is plain
+    assert (plain_line_chunks(data, 1024) is not None) is plain
 
 
 @pytest.mark.parametrize(
     ("total", "workers", "expected_payloads"), [(16, 2, 4), (10, 2, 2), (4, 2, 2), (13, 3, 3)]
 )
 def test_payloads_come_in_multiples_of_the_worker_count(total, workers, expected_payloads):
-    from mlops.local.batch import line_chunks, payload_bytes
+    from mlops.local.batch import payload_bytes, plain_line_chunks
 
     data = b"".join(f"{i % 10}.5,1.5,2.5,3.5\n".encode() for i in range(total * 64))  # 16 bytes a line
     size = payload_bytes(len(data), 6 * 1024, workers, min_bytes=0)
-    chunks = list(line_chunks(data, 6 * 1024, size))
+    chunks = plain_line_chunks(data, 6 * 1024, size)
     assert len(chunks) == expected_payloads
-    assert b"".join(chunk for _, chunk in chunks) == data
-    assert all(len(chunk) <= 6 * 1024 and chunk.endswith(b"\n") for _, chunk in chunks)
-    assert [first for first, _ in chunks] == [
-        sum(c.count(b"\n") for _, c in chunks[:i]) for i in range(len(chunks))
-    ]
+    assert b"".join(chunk_bytes(chunks)) == data
+    assert all(len(chunk) <= 6 * 1024 and chunk.endswith(b"\n") for chunk in chunk_bytes(chunks))
+
+
+def test_count_lines_counts_newlines():
+    from mlops.local.batch import count_lines
+
+    assert [count_lines(b""), count_lines(b"a"), count_lines(b"a\nb\n\n")] == [0, 0, 3]
 
 
 def test_small_objects_are_not_split():
