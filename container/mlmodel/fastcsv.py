@@ -144,9 +144,9 @@ def _parse_fixed_layout(body: bytes, n_columns: int) -> np.ndarray | None:
     if mismatch.any():
         return None
     # Column by column (Horner's rule): integers below 2**53 stay exact, then one correctly rounded
-    # division by a power of ten, as float() does. No matrix product: OpenBLAS would start a thread per
-    # core in every gunicorn worker, and with one worker per core they fight over the cores (a batch
-    # transform ran 1.6x slower that way).
+    # division by a power of ten, as float() does. No matrix product: OpenBLAS runs one thread per core in
+    # every gunicorn worker, and with a worker per core they fight over the cores (the benchmark's
+    # MultiRecord transform ran at 2.0 M rows/s with one, 3.5 M without).
     values = np.empty((n_rows, n_columns))
     digit = np.empty(n_rows, dtype=np.uint8)
     largest = np.zeros(n_rows, dtype=np.uint8)
