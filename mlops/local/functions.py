@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -85,6 +86,11 @@ class LocalFunctions:
         self._loader = threading.Thread(target=self._load, args=(environment,), name="functions", daemon=True)
         self._loader.start()
         _STACKS.append(self)
+
+    def close(self) -> None:
+        """Takes these functions out of Lambda's Invoke: a stopped stack answers no more."""
+        with contextlib.suppress(ValueError):
+            _STACKS.remove(self)
 
     def _set_environment(self, environment: dict[str, dict[str, str]]) -> None:
         # All functions share this process, so their variables must agree where names repeat.

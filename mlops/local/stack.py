@@ -259,9 +259,11 @@ class LocalStack:
         """Stops what ``start`` started (all of it, or the part a failed start got to)."""
         for companion in self.companions:
             companion.stop()
-        gateway, server, local_sagemaker = (
-            getattr(self, n, None) for n in ("gateway", "server", "sagemaker")
+        gateway, server, local_sagemaker, functions = (
+            getattr(self, n, None) for n in ("gateway", "server", "sagemaker", "functions")
         )
+        if functions:
+            functions.close()
         if self.shared:
             if gateway:
                 gateway.stop()

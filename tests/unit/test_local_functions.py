@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlops.local.functions import FunctionLoadError, LocalFunctions
+from mlops.local.functions import FunctionLoadError, LocalFunctions, invoke_any
 from mlops.local.template import FunctionSpec
 
 
@@ -46,3 +46,15 @@ def test_variables_that_disagree_between_functions_are_refused_at_once(tmp_path)
     spec = FunctionSpec("A", tmp_path, "a", "handler", {}, ())
     with pytest.raises(ValueError, match="B sets TABLE='two' but another function sets 'one'"):
         LocalFunctions({"A": spec, "B": spec}, {"A": {"TABLE": "one"}, "B": {"TABLE": "two"}}, "us-east-1")
+
+
+def test_closed_functions_are_no_longer_found_by_invoke(tmp_path):
+    (tmp_path / "echo.py").write_text("def handler(event, context):\n    return event\n")
+    spec = FunctionSpec("Echo", tmp_path, "echo", "handler", {}, ())
+    functions = LocalFunctions({"Echo": spec}, {"Echo": {}}, "us-east-1", name_prefix="closing-")
+    assert invoke_any(functions.arns["Echo"], {"n": 1}) == (True, {"n": 1})
+    functions.close()
+    ok, error = invoke_any(functions.arns["Echo"], {"n": 1})
+    assert not ok
+    assert error["errorType"] == "ResourceNotFoundException"
+    functions.close()  # twice is harmless
