@@ -87,7 +87,7 @@ def _rehearse(args: argparse.Namespace) -> int:
         summary = rehearse(stack, options, out)
         _print_summary(summary, out)
         print(json.dumps(summary), flush=True)
-        if args.serve and summary["status"] == "SUCCEEDED":
+        if args.serve:
             stopped = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stopped.set())
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument(
         "--serve",
         action="store_true",
-        help="keep the local AWS, API and endpoint up after the summary until Ctrl-C",
+        help="keep the local AWS, API, mail and endpoint up after the summary until Ctrl-C (a failed run too)",
     )
     rehearse.add_argument("--hyperparameters", nargs="*", default=[], metavar="NAME=VALUE")
     rehearse.add_argument(

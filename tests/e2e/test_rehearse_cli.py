@@ -207,3 +207,44 @@ def test_staging_release_is_promoted_to_prod_serving_the_same_package(rehearse):
     assert "Train" not in promotion["states"] and "RequestApproval" not in promotion["states"]
     assert sorted(summary["live_endpoints"]) == ["mlops-iris-prod", "mlops-iris-staging"]
     assert summary["left_over"] == []
+
+
+def test_a_link_clicked_after_the_release_timed_out_is_gone_and_decides_nothing(tmp_path):
+    """--serve keeps a failed run's local AWS up; its approval link, past its expiry, answers 410 through the
+    local API Gateway and changes nothing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    work = tmp_path / "work"
+    stderr_path = tmp_path / "stderr.txt"
+    with stderr_path.open("w") as stderr_file:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "mlops", "rehearse", "--serve", "--work-dir", str(work)),
+                *("--approve", "manual", "--parameter", "ApprovalTimeoutSeconds=2"),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            text=True,
+        )
+    try:
+        summary = next((json.loads(line) for line in process.stdout if line.startswith("{")), None)
+        assert summary is not None, stderr_path.read_text()
+        assert (summary["status"], summary["error"]) == ("FAILED", "ApprovalTimedOut")
+        assert "Serving until Ctrl-C" in stderr_path.read_text()
+
+        _, links = wait_for_approval_mail(work / "outbox", timeout=5)
+        status, page = click(links["approve"], "Late Larry", "too late")
+        assert status == 410
+        assert "expired" in page.lower()
+
+        local = {"endpoint_url": summary["aws_endpoint_url"], "region_name": "us-east-1"}
+        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+        registry = session.client("sagemaker", **local)
+        package = registry.describe_model_package(ModelPackageName=summary["model_package_arn"])
+        assert package["ModelApprovalStatus"] != "Approved"
+        assert registry.list_endpoints()["Endpoints"] == []
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    assert code == 1, stderr_path.read_text()[-3000:]
