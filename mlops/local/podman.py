@@ -162,7 +162,10 @@ def _pip_config() -> dict[str, str]:
 
 
 def pip_build_args(environ: Mapping[str, str] | None = None) -> list[str]:
-    """`--build-arg PIP_...` for the host's pip index settings that also work inside the build."""
+    """`--build-arg PIP_...` for the host's pip index settings that also work inside the build.
+
+    Every setting the Dockerfile declares is passed, empty when the host has none that works there: pip
+    ignores empty settings, and podman warns about a declared build argument that is not given."""
     environ = os.environ if environ is None else environ
     settings = _pip_config()
     for name in PIP_SETTINGS:
@@ -170,13 +173,13 @@ def pip_build_args(environ: Mapping[str, str] | None = None) -> list[str]:
         if value:
             settings[name] = value
     args: list[str] = []
-    for name, value in settings.items():
+    for name in PIP_SETTINGS:
+        value = settings.get(name, "")
         if name.endswith("index-url"):
             value = " ".join(url for url in value.split() if url.startswith(("http://", "https://")))
-        if name == "cert" and Path(value) != HOST_CA_BUNDLE:
-            continue  # only the system CA bundle is present at the same path inside the image
-        if value:
-            args += ["--build-arg", f"PIP_{name.upper().replace('-', '_')}={value}"]
+        if name == "cert" and value and Path(value) != HOST_CA_BUNDLE:
+            value = ""  # only the system CA bundle is present at the same path inside the image
+        args += ["--build-arg", f"PIP_{name.upper().replace('-', '_')}={value}"]
     return args
 
 

@@ -67,12 +67,10 @@ def test_pip_settings_pass_through_only_what_works_inside_the_build(monkeypatch)
         {"PIP_INDEX_URL": "https://index.example/simple", "PIP_CERT": str(podman.HOST_CA_BUNDLE)}
     )
     assert args == [
-        "--build-arg",
-        "PIP_EXTRA_INDEX_URL=https://mirror.example/simple",
-        "--build-arg",
-        f"PIP_CERT={podman.HOST_CA_BUNDLE}",
-        "--build-arg",
-        "PIP_INDEX_URL=https://index.example/simple",
+        *("--build-arg", "PIP_INDEX_URL=https://index.example/simple"),
+        *("--build-arg", "PIP_EXTRA_INDEX_URL=https://mirror.example/simple"),
+        *("--build-arg", "PIP_TRUSTED_HOST="),
+        *("--build-arg", f"PIP_CERT={podman.HOST_CA_BUNDLE}"),
     ]
 
 
@@ -80,4 +78,20 @@ def test_local_file_indexes_and_foreign_certificates_are_dropped(monkeypatch):
     monkeypatch.setattr(
         podman, "_pip_config", lambda: {"extra-index-url": "file:///opt/pypi", "cert": "/x.pem"}
     )
-    assert podman.pip_build_args({}) == []
+    # Given empty (pip ignores empty settings), so that podman does not warn that they are missing.
+    assert podman.pip_build_args({}) == [
+        *("--build-arg", "PIP_INDEX_URL="),
+        *("--build-arg", "PIP_EXTRA_INDEX_URL="),
+        *("--build-arg", "PIP_TRUSTED_HOST="),
+        *("--build-arg", "PIP_CERT="),
+    ]
+
+
+def test_every_pip_setting_passed_is_one_the_dockerfile_declares():
+    declared = {
+        line.split()[1]
+        for line in (podman.CONTAINER_DIR / "Dockerfile").read_text().splitlines()
+        if line.startswith("ARG PIP_")
+    }
+    passed = {arg.split("=", 1)[0] for arg in podman.pip_build_args({})[1::2]}
+    assert passed == declared
