@@ -14,20 +14,34 @@ SPREAD = {"min", "median"}
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "results.json"
+def run():
+    """The quick run with its defaults, and the full run's results and README table before and after it."""
+    kept = [REPO / "README.md", REPO / "bench" / "results.json"]
+    before = [path.read_bytes() for path in kept]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out), "--no-readme"],
+        [sys.executable, "-m", "bench.run", "--quick"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+    return done, before, [path.read_bytes() for path in kept]
+
+
+@pytest.fixture(scope="module")
+def results(run):
+    done, _, _ = run
     assert done.returncode == 0, done.stderr[-3000:]
     printed = json.loads(done.stdout.strip().splitlines()[-1])
-    assert json.loads(out.read_text()) == printed
+    assert json.loads((REPO / "bench" / "results-quick.json").read_text()) == printed
     return printed
+
+
+def test_quick_run_leaves_the_full_runs_results_and_readme_table_alone(run, results):
+    _, before, after = run
+    assert after == before
+    assert "goals are judged on the full run" in run[0].stderr
 
 
 def test_quick_run_reports_transform_rows_per_second_for_both_servers_and_strategies(results):
