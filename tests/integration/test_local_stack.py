@@ -6,6 +6,7 @@ import pytest
 from moto.sagemaker.models import SageMakerModelBackend
 
 from mlops.local import sagemaker
+from mlops.local.functions import invoke_any
 from mlops.local.stack import LocalStack
 
 pytestmark = pytest.mark.slow
@@ -20,6 +21,8 @@ def test_a_failed_start_stops_what_it_started(tmp_path, monkeypatch):
     assert "AWS_ENDPOINT_URL" not in os.environ
     assert sagemaker._ACTIVE is None
     assert SageMakerModelBackend.describe_endpoint is plain_describe
+    ok, error = invoke_any(broken.functions.arns["NotifyFunction"], {})
+    assert not ok and error["errorType"] == "ResourceNotFoundException"  # its functions are gone too
 
 
 def test_a_new_stack_starts_on_an_empty_local_aws(tmp_path):
