@@ -37,14 +37,13 @@ def _long_lived_heap() -> Iterator[None]:
             gc.enable()
 
 
-def _start_rehearsal(args: argparse.Namespace) -> tuple[LocalStack, Options, TextIO]:
+def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack, Options]:
     """The options and a started local stack, or a ReleaseError naming the bad argument."""
     from .local.runners import runner_named
     from .local.stack import LocalStack, new_work_dir
     from .rehearsal import Options, parse_fault
     from .sourceinfo import current_commit
 
-    out = sys.stderr
     try:
         faults = [parse_fault(f) for f in args.fault]
     except ValueError as error:
@@ -75,12 +74,13 @@ def _start_rehearsal(args: argparse.Namespace) -> tuple[LocalStack, Options, Tex
         parameters=parameters,
         definition_path=definition,
     ).start()
-    return stack, options, out
+    return stack, options
 
 
 def _rehearse(args: argparse.Namespace) -> int:
+    out = sys.stderr
     with _long_lived_heap():
-        stack, options, out = _start_rehearsal(args)
+        stack, options = _start_rehearsal(args, out)
     from .rehearsal import rehearse
 
     try:
