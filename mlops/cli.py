@@ -39,6 +39,7 @@ def _long_lived_heap() -> Iterator[None]:
 
 def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack, Options]:
     """The options and a started local stack, or a ReleaseError naming the bad argument."""
+    from .local.podman import PodmanError
     from .local.runners import runner_named
     from .local.stack import LocalStack, new_work_dir
     from .rehearsal import Options, parse_fault
@@ -68,9 +69,13 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     if definition and not definition.is_file():
         raise ReleaseError(f"--definition {definition} does not exist")
     out.write(f"Starting the local AWS (runner: {args.runner}, work dir: {work_dir})\n")
+    try:
+        runner = runner_named(args.runner, current_commit(), out)
+    except PodmanError as error:
+        raise ReleaseError(f"--runner {args.runner}: {error}") from error
     stack = LocalStack(
         work_dir=work_dir,
-        runner=runner_named(args.runner, current_commit(), out),
+        runner=runner,
         parameters=parameters,
         definition_path=definition,
     ).start()
@@ -86,13 +91,15 @@ def _rehearse(args: argparse.Namespace) -> int:
     try:
         summary = rehearse(stack, options, out)
         _print_summary(summary, out)
-        print(json.dumps(summary), flush=True)
+        stopped = threading.Event()
         if args.serve:
-            stopped = threading.Event()
+            # Before the JSON line: whoever reads it may signal at once, and the stack must still stop cleanly.
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stopped.set())
             out.write("Serving until Ctrl-C (SIGINT/SIGTERM).\n")
             out.flush()
+        print(json.dumps(summary), flush=True)
+        if args.serve:
             stopped.wait()
         return 0 if summary["status"] == "SUCCEEDED" else 1
     finally:

@@ -12,15 +12,48 @@ REPO = Path(__file__).resolve().parents[2]
 def run_mlops(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python -m mlops ARGS`` as a user runs it, with no AWS settings of this machine."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return subprocess.run(
-        [sys.executable, "-m", "mlops", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "mlops", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        said = (
+            error.stderr.decode(errors="replace") if isinstance(error.stderr, bytes) else error.stderr or ""
+        )
+        pytest.fail(
+            f"mlops {' '.join(args)} still running after {timeout:.0f} s; its stderr:\n{said[-3000:]}"
+        )
+
+
+def start_served_rehearsal(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    """Starts ``mlops rehearse --serve`` in tmp_path/work; returns the process (stdout piped) and its stderr file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    stderr_path = tmp_path / "stderr.txt"
+    with stderr_path.open("w") as stderr_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlops",
+                "rehearse",
+                "--serve",
+                "--work-dir",
+                str(tmp_path / "work"),
+                *args,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr_file,
+            text=True,
+        )
+    return process, stderr_path
 
 
 def run_rehearsal(tmp_path: Path, *args: str, timeout: float = 300) -> tuple[int, dict, str]:
@@ -39,3 +72,8 @@ def rehearse(tmp_path):
 @pytest.fixture
 def mlops_cli():
     return run_mlops
+
+
+@pytest.fixture
+def served_rehearsal(tmp_path):
+    return lambda *args: start_served_rehearsal(tmp_path, *args)

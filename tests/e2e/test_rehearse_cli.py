@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -31,18 +30,20 @@ def _post(url: str, body: bytes, api_key: str | None = None) -> tuple[int, dict]
         return error.code, json.loads(error.read())
 
 
-def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    stderr_path = tmp_path / "stderr.txt"
-    with stderr_path.open("w") as stderr_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlops", "rehearse", "--serve", "--work-dir", str(tmp_path / "work")],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr_file,
-            text=True,
-        )
+def _processes_under(path: Path) -> list[int]:
+    """Processes with a file open under `path` (every program the local SageMaker runs logs there)."""
+    found = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd).startswith(f"{path}/"):
+                found.add(int(fd.parent.parent.name))
+        except OSError:
+            continue  # gone, or not ours to read
+    return sorted(found)
+
+
+def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(served_rehearsal, tmp_path):
+    process, stderr_path = served_rehearsal()
 
     def stderr_so_far() -> str:
         return stderr_path.read_text(errors="replace")
@@ -140,10 +141,12 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(tmp_path):
             ]
             == "Approved"
         )
+        assert _processes_under(tmp_path / "work"), "the endpoint's serve runs until the stack stops"
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
         assert code == 0, stderr_so_far()[-3000:]
+    assert _processes_under(tmp_path / "work") == []
 
 
 def test_reject_ends_failed_at_the_approval_and_creates_no_endpoint(rehearse, tmp_path):
@@ -189,7 +192,7 @@ def test_missing_definition_file_is_a_clear_error(mlops_cli, tmp_path):
 
 @pytest.mark.container
 def test_podman_runner_runs_train_and_serve_inside_the_image(rehearse):
-    code, summary, stderr = rehearse("--runner", "podman", timeout=900)
+    code, summary, stderr = rehearse("--runner", "podman", timeout=500)  # under pytest's 600 s
     assert code == 0, stderr[-3000:]
     assert summary["runner"] == "podman"
     assert summary["prediction"] == {"result": "setosa"}
@@ -209,24 +212,11 @@ def test_staging_release_is_promoted_to_prod_serving_the_same_package(rehearse):
     assert summary["left_over"] == []
 
 
-def test_a_link_clicked_after_the_release_timed_out_is_gone_and_decides_nothing(tmp_path):
+def test_a_link_clicked_after_the_release_timed_out_is_gone_and_decides_nothing(served_rehearsal, tmp_path):
     """--serve keeps a failed run's local AWS up; its approval link, past its expiry, answers 410 through the
     local API Gateway and changes nothing."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     work = tmp_path / "work"
-    stderr_path = tmp_path / "stderr.txt"
-    with stderr_path.open("w") as stderr_file:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "mlops", "rehearse", "--serve", "--work-dir", str(work)),
-                *("--approve", "manual", "--parameter", "ApprovalTimeoutSeconds=2"),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=stderr_file,
-            text=True,
-        )
+    process, stderr_path = served_rehearsal("--approve", "manual", "--parameter", "ApprovalTimeoutSeconds=2")
     try:
         summary = next((json.loads(line) for line in process.stdout if line.startswith("{")), None)
         assert summary is not None, stderr_path.read_text()
