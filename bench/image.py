@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import statistics
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from mlops.local import podman
 
@@ -16,27 +13,9 @@ TAG = f"{podman.MODEL_IMAGE}:bench"
 WARM_TAGS = (TAG, f"{podman.MODEL_IMAGE}:test", f"{podman.MODEL_IMAGE}:latest")
 
 
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """podman build prints every step on stdout, where the benchmark prints only its JSON (errors still
-    reach stderr)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    try:
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def _build() -> float:
     started = time.perf_counter()
-    with _quiet_stdout():
-        podman.build_image(TAG, log=lambda message: None)
+    podman.build_image(TAG, quiet=True, log=lambda message: None)
     return time.perf_counter() - started
 
 

@@ -7,9 +7,11 @@ tests and the local runtime run the image the same way.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,7 @@ MODEL_IMAGE = "localhost/sagemaker-sfn-mlops-model"
 DEBIAN_SUITE = "bookworm"
 DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # This machine has cgroup v1 and no systemd session: crun and the systemd cgroup manager do not work.
 PODMAN_GLOBAL_ARGS = ("--runtime", "runc", "--cgroup-manager=cgroupfs")
 # podman's default limits are the host's, which are huge; gunicorn and numpy need few.
@@ -54,8 +57,11 @@ def podman(*args: str) -> list[str]:
     return [podman_executable(), *PODMAN_GLOBAL_ARGS, *args]
 
 
-def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, check=True, **kwargs)
+def _run(what: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(argv, check=True, **kwargs)
+    except subprocess.CalledProcessError as error:
+        raise PodmanError(f"{what} failed with exit code {error.returncode} (its output is above)") from error
 
 
 def image_exists(tag: str) -> bool:
@@ -63,7 +69,12 @@ def image_exists(tag: str) -> bool:
 
 
 def image_size_bytes(tag: str) -> int:
-    out = _run(podman("image", "inspect", "--format", "{{.Size}}", tag), capture_output=True, text=True)
+    out = _run(
+        "podman image inspect",
+        podman("image", "inspect", "--format", "{{.Size}}", tag),
+        capture_output=True,
+        text=True,
+    )
     return int(out.stdout.strip())
 
 
@@ -114,17 +125,12 @@ def ensure_base_image(tag: str = BASE_IMAGE, *, log: Log = print) -> bool:
         log(f"building base image {tag} with debootstrap from {mirror}")
         # /var/tmp, not /tmp: debootstrap needs a filesystem without noexec/nodev.
         with tempfile.TemporaryDirectory(prefix="debian-rootfs-", dir="/var/tmp") as rootfs:
-            _run(
-                [
-                    "debootstrap",
-                    "--variant=minbase",
-                    "--include=python3,python3-venv",
-                    DEBIAN_SUITE,
-                    rootfs,
-                    mirror,
-                ],
-                stdout=subprocess.DEVNULL,
-            )
+            try:
+                _debootstrap(rootfs, mirror, log)
+            except PodmanError as error:
+                # Mirrors drop connections now and then; a second run reuses the packages already fetched.
+                log(f"{str(error).splitlines()[0].rstrip(':')}; trying once more")
+                _debootstrap(rootfs, mirror, log)
             root = Path(rootfs)
             # TLS to the package index may be re-signed by this host's CA: the build must trust it.
             shutil.copyfile(HOST_CA_BUNDLE, root / HOST_CA_BUNDLE.relative_to("/"))
@@ -135,7 +141,8 @@ def ensure_base_image(tag: str = BASE_IMAGE, *, log: Log = print) -> bool:
             tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
             try:
                 _run(
-                    podman("import", "--change", "ENV LANG=C.UTF-8", "-", tag),
+                    "podman import",
+                    podman("import", "--quiet", "--change", "ENV LANG=C.UTF-8", "-", tag),
                     stdin=tar.stdout,
                     stdout=subprocess.DEVNULL,
                 )
@@ -146,6 +153,53 @@ def ensure_base_image(tag: str = BASE_IMAGE, *, log: Log = print) -> bool:
                     raise PodmanError(f"tar of the {tag} root filesystem failed")
         log(f"base image {tag} ready")
         return True
+
+
+# A stalled download fails and is retried instead of hanging for wget's default 15 minutes.
+WGET_LIMITS = "connect_timeout = 30\nread_timeout = 60\ntries = 3\n"
+# One line per package is too much to show; these lines say which stage debootstrap is in.
+_PER_PACKAGE = re.compile(
+    r"I: (Retrieving|Validating|Extracting|Unpacking|Configuring) (?!required |the )[a-z0-9]"
+)
+
+
+def _debootstrap(rootfs: str, mirror: str, log: Log) -> None:
+    """A minimal Debian with Python 3.11 in `rootfs`, logging its stages and how many packages it fetched."""
+    with tempfile.NamedTemporaryFile("w", prefix="wgetrc-", suffix=".conf") as wgetrc:
+        wgetrc.write(WGET_LIMITS)
+        wgetrc.flush()
+        argv = [
+            "debootstrap",
+            "--variant=minbase",
+            "--include=python3,python3-venv",
+            f"--keyring={DEBIAN_KEYRING}",  # fail, not warn, if the archive's signature cannot be checked
+            DEBIAN_SUITE,
+            rootfs,
+            mirror,
+        ]
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "WGETRC": wgetrc.name},
+        )
+        assert process.stdout is not None
+        fetched, tail = 0, collections.deque(maxlen=20)
+        for line in process.stdout:
+            line = line.rstrip()
+            tail.append(line)
+            if line.startswith("I: Retrieving ") and _PER_PACKAGE.match(line):
+                fetched += 1
+                if fetched % 25 == 0:
+                    log(f"debootstrap: {fetched} packages fetched")
+            elif line.startswith(("I: ", "W: ", "E: ")) and not _PER_PACKAGE.match(line):
+                log(f"debootstrap: {line[3:]}")
+        if process.wait() != 0:
+            detail = "\n".join(tail)
+            raise PodmanError(
+                f"debootstrap from {mirror} failed with exit code {process.returncode}:\n{detail}"
+            )
 
 
 def _pip_config() -> dict[str, str]:
@@ -189,15 +243,18 @@ def build_image(
     base_image: str = BASE_IMAGE,
     context: Path = CONTAINER_DIR,
     no_cache: bool = False,
+    quiet: bool = False,
     log: Log = print,
 ) -> str:
-    """Build the model image from `container/` and return its image id."""
+    """Build the model image from `container/` and return its image id. podman's steps go to stderr
+    (nowhere if `quiet`; its errors still reach stderr): stdout is left to the caller's results."""
     if base_image.startswith("localhost/"):
         ensure_base_image(base_image, log=log)
     log(f"building {tag} from {context} on {base_image}")
     with tempfile.TemporaryDirectory() as tmp:
         iidfile = Path(tmp) / "iid"
         _run(
+            f"podman build of {tag}",
             podman(
                 "build",
                 "--network=host",
@@ -210,7 +267,8 @@ def build_image(
                 "-t",
                 tag,
                 str(context),
-            )
+            ),
+            stdout=subprocess.DEVNULL if quiet else sys.stderr.fileno(),
         )
         return iidfile.read_text().strip()
 

@@ -1,5 +1,7 @@
 """The podman command lines for the model image, checked without running podman."""
 
+import gc
+
 import pytest
 
 from mlops.local import podman
@@ -95,3 +97,99 @@ def test_every_pip_setting_passed_is_one_the_dockerfile_declares():
     }
     passed = {arg.split("=", 1)[0] for arg in podman.pip_build_args({})[1::2]}
     assert passed == declared
+
+
+FAKE_DEBOOTSTRAP = """#!/bin/sh
+echo "I: Retrieving InRelease"
+i=0
+while [ $i -lt 30 ]; do echo "I: Retrieving pkg$i 1.0-$i"; echo "I: Validating pkg$i 1.0-$i"; i=$((i+1)); done
+echo "I: Unpacking required packages..."
+echo "I: Unpacking libc6..."
+echo "I: network limits: $(grep read_timeout "$WGETRC")"
+echo "some detail of the failure" >&2
+echo "E: Couldn't download package pkg7" >&2
+exit 1
+"""
+
+
+@pytest.fixture
+def failing_debootstrap(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "debootstrap").write_text(FAKE_DEBOOTSTRAP)
+    (bin_dir / "debootstrap").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+
+
+def test_debootstrap_shows_its_stages_and_a_package_count_not_every_package(failing_debootstrap, tmp_path):
+    said: list[str] = []
+    with pytest.raises(podman.PodmanError):
+        podman._debootstrap(str(tmp_path / "rootfs"), "http://mirror.example/debian", said.append)
+    assert said == [
+        "debootstrap: Retrieving InRelease",
+        "debootstrap: 25 packages fetched",
+        "debootstrap: Unpacking required packages...",
+        "debootstrap: network limits: read_timeout = 60",
+        "debootstrap: Couldn't download package pkg7",
+    ]
+
+
+def test_a_failed_debootstrap_names_the_mirror_and_ends_with_what_it_said(failing_debootstrap, tmp_path):
+    with pytest.raises(podman.PodmanError) as raised:
+        podman._debootstrap(str(tmp_path / "rootfs"), "http://mirror.example/debian", lambda line: None)
+    message = str(raised.value)
+    assert "http://mirror.example/debian failed with exit code 1" in message
+    assert message.endswith("some detail of the failure\nE: Couldn't download package pkg7")
+
+
+def test_a_failed_podman_command_is_a_podman_error_naming_it():
+    with pytest.raises(podman.PodmanError, match="podman build of x failed with exit code 3"):
+        podman._run("podman build of x", ["sh", "-c", "exit 3"])
+
+
+def test_a_dropped_mirror_connection_is_retried_once_and_the_base_image_imported(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {
+        # Fails the first time (after fetching), then finishes the same root filesystem.
+        "debootstrap": """#!/bin/sh
+rootfs=$5
+if [ ! -f "$rootfs/fetched" ]; then touch "$rootfs/fetched"; echo "E: Couldn't download pkg7"; exit 1; fi
+mkdir -p "$rootfs/etc/ssl/certs"; echo "I: Base system installed successfully."
+""",
+        "podman": f"""#!/bin/sh
+case "$*" in
+  *"image exists"*) exit 1 ;;
+  *import*) tar -tf - > {tmp_path}/imported.txt ;;
+esac
+""",
+    }
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setattr(podman.shutil, "which", lambda name: str(bin_dir / name))
+    monkeypatch.setattr(podman.tempfile, "gettempdir", lambda: str(tmp_path))  # the lock file
+
+    said: list[str] = []
+    assert podman.ensure_base_image("localhost/base:test", log=said.append) is True
+    assert "debian failed with exit code 1; trying once more" in "\n".join(said)
+    assert said[-2:] == [
+        "debootstrap: Base system installed successfully.",
+        "base image localhost/base:test ready",
+    ]
+    imported = (tmp_path / "imported.txt").read_text().split()
+    assert "./fetched" in imported and "./etc/ssl/certs/ca-certificates.crt" in imported
+
+
+def test_rehearsing_on_podman_without_podman_is_an_error_naming_the_option(monkeypatch, tmp_path, capsys):
+    from mlops.cli import main
+
+    monkeypatch.setattr(podman.shutil, "which", lambda name: None)
+    try:
+        assert main(["rehearse", "--runner", "podman", "--work-dir", str(tmp_path)]) == 2
+    finally:
+        gc.unfreeze()  # the rehearsal freezes what start-up built; this process lives on
+    err = capsys.readouterr().err
+    assert "mlops: error: --runner podman: podman is not installed: run scripts/test" in err
+    assert "Traceback" not in err
