@@ -105,6 +105,15 @@ def follow_execution(stack: LocalStack, execution_arn: str, timeout: float, out:
                 "approval": output.get("approval"),
             }
         )
+    elif status == "RUNNING":
+        current = progress.states[-1] if progress.states else None
+        result.update(
+            {
+                "failed_state": current,
+                "error": "RehearsalTimedOut",
+                "cause": f"still running {current} after {timeout:g} s (--timeout)",
+            }
+        )
     else:
         result.update(failure_details(stack, execution_arn, progress.states))
     return result

@@ -183,6 +183,15 @@ def test_invalid_hyperparameter_fails_at_training_naming_it(rehearse):
     assert "NotifyFailure" in summary["states"]
 
 
+def test_a_release_still_running_at_the_timeout_says_where_it_waits(rehearse):
+    code, summary, stderr = rehearse("--approve", "manual", "--timeout", "3")
+    assert code == 1
+    assert (summary["status"], summary["error"]) == ("RUNNING", "RehearsalTimedOut")
+    waiting = summary["states"][-1]  # RequestApproval unless this machine is very slow
+    assert summary["failed_state"] == waiting
+    assert f"still running {waiting} after 3 s (--timeout)" in stderr
+
+
 def test_missing_definition_file_is_a_clear_error(mlops_cli, tmp_path):
     done = mlops_cli("rehearse", "--definition", str(tmp_path / "nope.json"), timeout=60)
     assert done.returncode == 2
@@ -192,7 +201,8 @@ def test_missing_definition_file_is_a_clear_error(mlops_cli, tmp_path):
 
 @pytest.mark.container
 def test_podman_runner_runs_train_and_serve_inside_the_image(rehearse):
-    code, summary, stderr = rehearse("--runner", "podman", timeout=500)  # under pytest's 600 s
+    # The release gives up first and says where it stopped; then the command; both before pytest's 600 s.
+    code, summary, stderr = rehearse("--runner", "podman", "--timeout", "300", timeout=500)
     assert code == 0, stderr[-3000:]
     assert summary["runner"] == "podman"
     assert summary["prediction"] == {"result": "setosa"}
