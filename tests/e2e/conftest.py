@@ -9,14 +9,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _user_env() -> dict[str, str]:
+    """This environment without its AWS settings: the local AWS must be the only one a test can reach."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+
 def run_mlops(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m mlops ARGS`` as a user runs it, with no AWS settings of this machine."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    """``python -m mlops ARGS`` as a user runs it."""
     try:
         return subprocess.run(
             [sys.executable, "-m", "mlops", *args],
             cwd=REPO,
-            env=env,
+            env=_user_env(),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -33,7 +37,6 @@ def run_mlops(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def start_served_rehearsal(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     """Starts ``mlops rehearse --serve`` in tmp_path/work; returns the process (stdout piped) and its stderr file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     stderr_path = tmp_path / "stderr.txt"
     with stderr_path.open("w") as stderr_file:
         process = subprocess.Popen(
@@ -48,7 +51,7 @@ def start_served_rehearsal(tmp_path: Path, *args: str) -> tuple[subprocess.Popen
                 *args,
             ],
             cwd=REPO,
-            env=env,
+            env=_user_env(),
             stdout=subprocess.PIPE,
             stderr=stderr_file,
             text=True,
