@@ -19,6 +19,8 @@ from .template import REPO_ROOT
 from .warm import ForkedProgram, WarmInterpreter
 
 CONTAINER_BIN = REPO_ROOT / "container" / "bin"
+# SageMaker gives a stopped training container 120 s between SIGTERM and SIGKILL; locally nothing needs as long.
+STOP_GRACE_SECONDS = 10.0
 
 
 def free_port() -> int:
@@ -77,15 +79,20 @@ class ModelServer:
         return " | ".join(text[-lines:])
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                with contextlib.suppress(subprocess.TimeoutExpired):  # never hang a shutdown on one server
-                    self.process.wait(timeout)
-        return self.process.returncode
+        return end_process(self.process, timeout)
+
+
+def end_process(process: subprocess.Popen | ForkedProgram, grace: float) -> int | None:
+    """SIGTERM, then SIGKILL if it still runs `grace` seconds later, as SageMaker stops a container."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):  # never hang a shutdown on one process
+                process.wait(grace)
+    return process.returncode
 
 
 _WARM = WarmInterpreter()
@@ -120,16 +127,27 @@ class ProcessRunner:
         """The command that runs ``program`` and the environment it runs in."""
         return self._command(program), self._env(base, env)
 
-    def train(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> int:
+    def train(
+        self,
+        image: str,
+        base: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        max_runtime: float | None = None,
+    ) -> int | None:
+        """train's exit code, or None if it ran past `max_runtime` seconds and was stopped."""
         argv, environ = self._argv(image, base, "train", env or {})
+        process = None
         if self._forks("train", argv, environ):
-            child = _WARM.fork(Path(argv[-1]), environ, log_path, new_session=False)
-            if child is not None:
-                return child.wait()
-        with log_path.open("ab") as log:
-            return subprocess.run(
-                argv, env=environ, stdout=log, stderr=subprocess.STDOUT, check=False
-            ).returncode
+            process = _WARM.fork(Path(argv[-1]), environ, log_path, new_session=False)
+        if process is None:
+            with log_path.open("ab") as log:
+                process = subprocess.Popen(argv, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return process.wait(max_runtime)
+        except subprocess.TimeoutExpired:
+            end_process(process, STOP_GRACE_SECONDS)
+            return None
 
     def serve(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> ModelServer:
         port = free_port()

@@ -132,12 +132,21 @@ class LocalSageMaker:
                 }
             paths.input_data_config_file.write_text(json.dumps(channels))
             job.secondary_status = "Training"
+            max_runtime = (job.stopping_condition or {}).get("MaxRuntimeInSeconds")
             if "train-crash" in self.faults:
                 code = crash(base / "train.log", "train was killed (injected fault: train-crash)")
             else:
                 code = self.runner.train(
-                    job.algorithm_specification["TrainingImage"], base, base / "train.log"
+                    job.algorithm_specification["TrainingImage"],
+                    base,
+                    base / "train.log",
+                    max_runtime=max_runtime,
                 )
+            if code is None:
+                job.training_end_time = job.last_modified_time = utcnow()
+                job.secondary_status = "MaxRuntimeExceeded"
+                job.training_job_status = "Stopped"
+                return
             if code != 0:
                 reason = (
                     paths.failure_file.read_text().strip()
