@@ -72,6 +72,7 @@ def test_sam_validate_lint():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(960)  # past sam build's own 900 s, so a slow index ends in its output, not pytest's
 def test_sam_build(tmp_path: Path):
     # Installs each function's requirements for the Lambda runtime: a few minutes on a cold cache.
     assert_clean(
