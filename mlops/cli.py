@@ -90,7 +90,7 @@ def _rehearse(args: argparse.Namespace) -> int:
 
     try:
         summary = rehearse(stack, options, out)
-        _print_summary(summary, out)
+        _print_summary(summary, out, serving=args.serve)
         stopped = threading.Event()
         if args.serve:
             # Before the JSON line: whoever reads it may signal at once, and the stack must still stop cleanly.
@@ -106,14 +106,17 @@ def _rehearse(args: argparse.Namespace) -> int:
         stack.stop()
 
 
-def _print_summary(summary: dict, out) -> None:
+def _print_summary(summary: dict, out, serving: bool) -> None:
     out.write(f"\nRelease {summary['status']}\n")
     if summary["status"] == "SUCCEEDED":
         out.write(
             f"  endpoint  {summary['endpoint_name']}\n  API       {summary['api_url']}\n"
             f"  mail      {summary['outbox']}\n  local AWS {summary['aws_endpoint_url']}\n"
-            f"  try it:   {summary['curl']}\n  answer:   {summary['prediction']}\n\n"
+            f"  {'try it:' if serving else 'asked: '}   {summary['curl']}\n  answer:   {summary['prediction']}\n"
         )
+        if not serving:
+            out.write("  (the local AWS stops now: `scripts/rehearse --serve` keeps it up for you to try)\n")
+        out.write("\n")
     else:
         out.write(
             f"  failed at {summary.get('failed_state')}: {summary.get('error')}\n"

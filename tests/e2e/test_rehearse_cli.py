@@ -73,6 +73,7 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(served_rehears
         assert _post(api, b'{"data":"4.5,1.3,0.3,0.3"}', "wrong-key")[0] == 403
         pasted = subprocess.run(["bash", "-c", summary["curl"]], capture_output=True, text=True, check=True)
         assert json.loads(pasted.stdout) == {"result": "setosa"}
+        assert f"try it:   {summary['curl']}" in stderr_so_far()
 
         session = boto3.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
@@ -220,6 +221,9 @@ def test_staging_release_is_promoted_to_prod_serving_the_same_package(rehearse):
     assert "Train" not in promotion["states"] and "RequestApproval" not in promotion["states"]
     assert sorted(summary["live_endpoints"]) == ["mlops-iris-prod", "mlops-iris-staging"]
     assert summary["left_over"] == []
+    assert (
+        "asked: " in stderr and "`scripts/rehearse --serve` keeps it up" in stderr
+    )  # the curl's API is gone
 
 
 def test_a_link_clicked_after_the_release_timed_out_is_gone_and_decides_nothing(served_rehearsal, tmp_path):
