@@ -102,6 +102,9 @@ def _rehearse(args: argparse.Namespace) -> int:
         if args.serve:
             stopped.wait()
         return 0 if summary["status"] == "SUCCEEDED" else 1
+    except KeyboardInterrupt:
+        out.write("\nInterrupted: stopping the local AWS and the programs it runs\n")
+        raise
     finally:
         stack.stop()
 
@@ -321,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ReleaseError, InvalidNameError) as error:
         print(f"mlops: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # what a command started locally is stopped on the way out
+        print("mlops: interrupted", file=sys.stderr)
+        return 130
 
 
 def run() -> None:

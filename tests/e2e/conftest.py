@@ -35,26 +35,13 @@ def run_mlops(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         )
 
 
-def start_served_rehearsal(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
-    """Starts ``mlops rehearse --serve`` in tmp_path/work; returns the process (stdout piped) and its stderr file."""
+def start_rehearsal(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    """Starts ``mlops rehearse ARGS`` in tmp_path/work; returns the process (stdout piped) and its stderr file."""
     stderr_path = tmp_path / "stderr.txt"
+    argv = [sys.executable, "-m", "mlops", "rehearse", "--work-dir", str(tmp_path / "work"), *args]
     with stderr_path.open("w") as stderr_file:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlops",
-                "rehearse",
-                "--serve",
-                "--work-dir",
-                str(tmp_path / "work"),
-                *args,
-            ],
-            cwd=REPO,
-            env=_user_env(),
-            stdout=subprocess.PIPE,
-            stderr=stderr_file,
-            text=True,
+            argv, cwd=REPO, env=_user_env(), stdout=subprocess.PIPE, stderr=stderr_file, text=True
         )
     return process, stderr_path
 
@@ -78,5 +65,10 @@ def mlops_cli():
 
 
 @pytest.fixture
+def started_rehearsal(tmp_path):
+    return lambda *args: start_rehearsal(tmp_path, *args)
+
+
+@pytest.fixture
 def served_rehearsal(tmp_path):
-    return lambda *args: start_served_rehearsal(tmp_path, *args)
+    return lambda *args: start_rehearsal(tmp_path, "--serve", *args)

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -252,3 +253,21 @@ def test_a_link_clicked_after_the_release_timed_out_is_gone_and_decides_nothing(
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
     assert code == 1, stderr_path.read_text()[-3000:]
+
+
+def test_ctrl_c_during_a_release_stops_everything_without_a_traceback(started_rehearsal, tmp_path):
+    process, stderr_path = started_rehearsal("--approve", "manual")
+    deadline = time.monotonic() + 120
+    while "→ RequestApproval" not in stderr_path.read_text() and time.monotonic() < deadline:
+        assert process.poll() is None, stderr_path.read_text()[-3000:]
+        time.sleep(0.1)
+    assert _processes_under(tmp_path / "work"), "the transform's or the warm interpreter's programs run"
+    process.send_signal(signal.SIGINT)
+    code = process.wait(timeout=60)
+    stderr = stderr_path.read_text()
+    assert code == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert stderr.rstrip().endswith(
+        "Interrupted: stopping the local AWS and the programs it runs\nmlops: interrupted"
+    )
+    assert _processes_under(tmp_path / "work") == []
