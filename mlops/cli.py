@@ -42,6 +42,7 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     from .local.podman import PodmanError
     from .local.runners import runner_named
     from .local.stack import LocalStack, new_work_dir
+    from .local.template import Template
     from .rehearsal import Options, parse_fault
     from .sourceinfo import current_commit
 
@@ -64,7 +65,15 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
         timeout=args.timeout,
     )
     parameters = dict(parse_hyperparameters(args.parameter)) if args.parameter else {}
+    try:
+        Template().check_parameters(parameters)
+    except ValueError as error:
+        raise ReleaseError(f"--parameter {error}") from error
     work_dir = Path(args.work_dir) if args.work_dir else new_work_dir()
+    try:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ReleaseError(f"--work-dir {work_dir}: cannot create it ({error.strerror})") from error
     definition = Path(args.definition).resolve() if args.definition else None
     if definition and not definition.is_file():
         raise ReleaseError(f"--definition {definition} does not exist")

@@ -93,6 +93,18 @@ class Template:
     def parameter_defaults(self) -> dict[str, str]:
         return {k: str(v["Default"]) for k, v in self.doc.get("Parameters", {}).items() if "Default" in v}
 
+    def check_parameters(self, values: dict[str, str]) -> None:
+        """Raises ValueError naming the first value CloudFormation would refuse for this template."""
+        declared = self.doc.get("Parameters", {})
+        for name, value in values.items():
+            if name not in declared:
+                raise ValueError(
+                    f"{name} is not a parameter of {self.path.name}; it has {', '.join(declared)}"
+                )
+            problem = _parameter_problem(declared[name], value)
+            if problem:
+                raise ValueError(f"{name}={value!r}: {problem}")
+
     def functions(self) -> dict[str, FunctionSpec]:
         globals_env = (
             self.doc.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
@@ -222,3 +234,27 @@ def substitute(definition: str, values: dict[str, str]) -> str:
         return str(values[name])
 
     return re.sub(r"\$\{([A-Za-z0-9_]+)\}", fill, definition)
+
+
+def _parameter_problem(spec: dict[str, Any], value: str) -> str | None:
+    """What CloudFormation's parameter constraints say of `value`, or None if it is allowed."""
+    if spec.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            return "must be a number"
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            return f"must be at least {spec['MinValue']}"
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            return f"must be at most {spec['MaxValue']}"
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and value not in [str(a) for a in allowed]:
+        return f"must be one of {', '.join(str(a) for a in allowed)}"
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        return f"must match {pattern}"
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        return f"must be at least {spec['MinLength']} characters"
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        return f"must be at most {spec['MaxLength']} characters"
+    return None

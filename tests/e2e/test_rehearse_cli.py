@@ -194,6 +194,23 @@ def test_a_release_still_running_at_the_timeout_says_where_it_waits(rehearse):
     assert f"still running {waiting} after 3 s (--timeout)" in stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--parameter", "ApprovalTimeoutSeconds=soon"),
+            "--parameter ApprovalTimeoutSeconds='soon': must be a number",
+        ),
+        (("--work-dir", "/proc/no-such-dir"), "--work-dir /proc/no-such-dir: cannot create it"),
+    ],
+)
+def test_a_bad_option_value_is_named_before_anything_starts(mlops_cli, args, message):
+    done = mlops_cli("rehearse", *args, timeout=60)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert f"mlops: error: {message}" in done.stderr
+    assert "Traceback" not in done.stderr and "Starting the local AWS" not in done.stderr
+
+
 def test_missing_definition_file_is_a_clear_error(mlops_cli, tmp_path):
     done = mlops_cli("rehearse", "--definition", str(tmp_path / "nope.json"), timeout=60)
     assert done.returncode == 2

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -30,3 +31,34 @@ def test_resolver_handles_ref_getatt_and_sub():
     )
     with pytest.raises(KeyError):
         resolver.resolve({"Ref": "Nope"})
+
+
+def test_every_default_passes_the_parameter_constraints():
+    template = Template()
+    template.check_parameters(template.parameter_defaults())
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"NoSuchParam": "1"}, "NoSuchParam is not a parameter of template.yaml; it has ProjectName, "),
+        ({"ApprovalTimeoutSeconds": "soon"}, "ApprovalTimeoutSeconds='soon': must be a number"),
+        ({"ApprovalLinkTtlSeconds": "59"}, "ApprovalLinkTtlSeconds='59': must be at least 60"),
+        ({"InferenceAuth": "OPEN"}, "InferenceAuth='OPEN': must be one of API_KEY, IAM, NONE"),
+        ({"ProjectName": "Iris_Model"}, "ProjectName='Iris_Model': must match "),
+    ],
+)
+def test_a_value_cloudformation_would_refuse_is_named_with_the_reason(values, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Template().check_parameters(values)
+
+
+def test_values_cloudformation_accepts_pass():
+    Template().check_parameters(
+        {
+            "ApprovalTimeoutSeconds": "2",
+            "ApprovalLinkTtlSeconds": "60",
+            "InferenceAuth": "NONE",
+            "ProjectName": "a-b",
+        }
+    )
