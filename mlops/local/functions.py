@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .template import ACCOUNT_ID, FunctionSpec
 
@@ -81,6 +81,8 @@ class LocalFunctions:
         }
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self._load_error: Exception | None = None
+        self._log_stream: TextIO | None = None
+        self._redirected: list[tuple[logging.StreamHandler, TextIO]] = []  # (handler, the stream it had)
         self._set_environment(environment)
         # The modules load while the caller goes on (their imports take most of a second); invoke waits.
         self._loader = threading.Thread(target=self._load, args=(environment,), name="functions", daemon=True)
@@ -88,9 +90,17 @@ class LocalFunctions:
         _STACKS.append(self)
 
     def close(self) -> None:
-        """Takes these functions out of Lambda's Invoke: a stopped stack answers no more."""
+        """Takes these functions out of Lambda's Invoke (a stopped stack answers no more), lets loading end
+        while the stack's environment is still set, and gives the loggers back the streams they had."""
         with contextlib.suppress(ValueError):
             _STACKS.remove(self)
+        self._loader.join()
+        for handler, previous in self._redirected:
+            handler.setStream(previous)
+        self._redirected.clear()
+        if self._log_stream is not None:
+            self._log_stream.close()
+            self._log_stream = None
 
     def _set_environment(self, environment: dict[str, dict[str, str]]) -> None:
         # All functions share this process, so their variables must agree where names repeat.
@@ -127,17 +137,18 @@ class LocalFunctions:
                 self.log_path, {env.get("POWERTOOLS_SERVICE_NAME") for env in environment.values()}
             )
 
-    @staticmethod
-    def _send_logs_to(path: Path, logger_names: set[str | None]) -> None:
+    def _send_logs_to(self, path: Path, logger_names: set[str | None]) -> None:
         """Function logs go to a file, as they would go to CloudWatch Logs, not into the CLI's output."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        stream = path.open("a", buffering=1)
+        self._log_stream = path.open("a", buffering=1)
         for name in filter(None, logger_names):
             for handler in logging.getLogger(name).handlers:
                 if isinstance(handler, logging.StreamHandler) and not isinstance(
                     handler, logging.FileHandler
                 ):
-                    handler.setStream(stream)
+                    previous = handler.setStream(self._log_stream)
+                    if previous is not None:  # None: it already wrote there
+                        self._redirected.append((handler, previous))
 
     def logical_id_for(self, function: str) -> str:
         name = _function_name(function)

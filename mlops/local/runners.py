@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import math
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,8 +136,9 @@ class ProcessRunner:
         log_path: Path,
         env: dict[str, str] | None = None,
         max_runtime: float | None = None,
+        stop: threading.Event | None = None,
     ) -> int | None:
-        """train's exit code, or None if it ran past `max_runtime` seconds and was stopped."""
+        """train's exit code, or None if it was stopped: past `max_runtime` seconds, or when `stop` is set."""
         argv, environ = self._argv(image, base, "train", env or {})
         process = None
         if self._forks("train", argv, environ):
@@ -143,11 +146,14 @@ class ProcessRunner:
         if process is None:
             with log_path.open("ab") as log:
                 process = subprocess.Popen(argv, env=environ, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            return process.wait(max_runtime)
-        except subprocess.TimeoutExpired:
-            end_process(process, STOP_GRACE_SECONDS)
-            return None
+        deadline = math.inf if max_runtime is None else time.monotonic() + max_runtime
+        while True:
+            try:
+                return process.wait(0.2)
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                    end_process(process, STOP_GRACE_SECONDS)
+                    return None
 
     def serve(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> ModelServer:
         port = free_port()

@@ -63,6 +63,7 @@ class LocalSageMaker:
         self.faults: set[str] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._shutting_down = threading.Event()  # running jobs stop their programs when it is set
         self._settled: dict[str, threading.Event] = {}  # per endpoint: set when Creating/Updating ends
         self._s3 = None
 
@@ -141,10 +142,11 @@ class LocalSageMaker:
                     base,
                     base / "train.log",
                     max_runtime=max_runtime,
+                    stop=self._shutting_down,
                 )
             if code is None:
                 job.training_end_time = job.last_modified_time = utcnow()
-                job.secondary_status = "MaxRuntimeExceeded"
+                job.secondary_status = "Stopped" if self._shutting_down.is_set() else "MaxRuntimeExceeded"
                 job.training_job_status = "Stopped"
                 return
             if code != 0:
@@ -338,6 +340,7 @@ class LocalSageMaker:
         )
 
     def shutdown(self) -> None:
+        self._shutting_down.set()
         for name in list(self.servers):
             self.stop_endpoint(name)
         for thread in self._threads:

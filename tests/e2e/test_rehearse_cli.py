@@ -1,7 +1,6 @@
 """The README's main command, run as a user runs it."""
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -31,19 +30,9 @@ def _post(url: str, body: bytes, api_key: str | None = None) -> tuple[int, dict]
         return error.code, json.loads(error.read())
 
 
-def _processes_under(path: Path) -> list[int]:
-    """Processes with a file open under `path` (every program the local SageMaker runs logs there)."""
-    found = set()
-    for fd in Path("/proc").glob("[0-9]*/fd/*"):
-        try:
-            if os.readlink(fd).startswith(f"{path}/"):
-                found.add(int(fd.parent.parent.name))
-        except OSError:
-            continue  # gone, or not ours to read
-    return sorted(found)
-
-
-def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(served_rehearsal, tmp_path):
+def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
+    served_rehearsal, processes_under, tmp_path
+):
     process, stderr_path = served_rehearsal()
 
     def stderr_so_far() -> str:
@@ -143,12 +132,12 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(served_rehears
             ]
             == "Approved"
         )
-        assert _processes_under(tmp_path / "work"), "the endpoint's serve runs until the stack stops"
+        assert processes_under(tmp_path / "work"), "the endpoint's serve runs until the stack stops"
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)
         assert code == 0, stderr_so_far()[-3000:]
-    assert _processes_under(tmp_path / "work") == []
+    assert processes_under(tmp_path / "work") == []
 
 
 def test_reject_ends_failed_at_the_approval_and_creates_no_endpoint(rehearse, tmp_path):
@@ -272,13 +261,15 @@ def test_a_link_clicked_after_the_release_timed_out_is_gone_and_decides_nothing(
     assert code == 1, stderr_path.read_text()[-3000:]
 
 
-def test_ctrl_c_during_a_release_stops_everything_without_a_traceback(started_rehearsal, tmp_path):
+def test_ctrl_c_during_a_release_stops_everything_without_a_traceback(
+    started_rehearsal, processes_under, tmp_path
+):
     process, stderr_path = started_rehearsal("--approve", "manual")
     deadline = time.monotonic() + 120
     while "→ RequestApproval" not in stderr_path.read_text() and time.monotonic() < deadline:
         assert process.poll() is None, stderr_path.read_text()[-3000:]
         time.sleep(0.1)
-    assert _processes_under(tmp_path / "work"), "the transform's or the warm interpreter's programs run"
+    assert processes_under(tmp_path / "work"), "the transform's or the warm interpreter's programs run"
     process.send_signal(signal.SIGINT)
     code = process.wait(timeout=60)
     stderr = stderr_path.read_text()
@@ -287,4 +278,4 @@ def test_ctrl_c_during_a_release_stops_everything_without_a_traceback(started_re
     assert stderr.rstrip().endswith(
         "Interrupted: stopping the local AWS and the programs it runs\nmlops: interrupted"
     )
-    assert _processes_under(tmp_path / "work") == []
+    assert processes_under(tmp_path / "work") == []

@@ -22,9 +22,9 @@ class EndlessTraining(ProcessRunner):
         return [sys.executable, "-c", "import time; print('training forever', flush=True); time.sleep(600)"]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    local = LocalStack(work_dir=tmp_path_factory.mktemp("work"), runner=EndlessTraining()).start()
+@pytest.fixture
+def stack(tmp_path):
+    local = LocalStack(work_dir=tmp_path / "work", runner=EndlessTraining()).start()
     local.client("s3").put_object(
         Bucket=local.bucket, Key="train/train.csv", Body=b"setosa,5.1,3.5,1.4,0.2\n"
     )
@@ -70,3 +70,14 @@ def test_a_training_job_past_its_max_runtime_is_stopped_as_max_runtime_exceeded(
     assert "training forever" in log.read_text()
     listed = stack.client("s3").list_objects_v2(Bucket=stack.bucket, Prefix="training/")
     assert listed["KeyCount"] == 0  # a stopped job uploads no model
+
+
+def test_stopping_the_stack_stops_a_training_job_still_running(stack, processes_under):
+    start_training(stack, "cut-short", max_runtime=600)
+    log = stack.work_dir / "sagemaker" / "training" / "cut-short" / "train.log"
+    deadline = time.monotonic() + 30
+    while not (log.exists() and "training forever" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_under(stack.work_dir), "train should be running"
+    stack.stop()
+    assert processes_under(stack.work_dir) == []
