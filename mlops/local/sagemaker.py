@@ -64,6 +64,7 @@ class LocalSageMaker:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._shutting_down = threading.Event()  # running jobs stop their programs when it is set
+        self._transform_servers: list[ModelServer] = []
         self._settled: dict[str, threading.Event] = {}  # per endpoint: set when Creating/Updating ends
         self._s3 = None
 
@@ -197,6 +198,7 @@ class LocalSageMaker:
                 base / "serve.log",
                 {**self.serve_env, **(container.get("Environment") or {})},
             )
+            self._transform_servers.append(server)
             server.wait_ready()
             transform.run_transform(job, server, self.s3())
             job.transform_end_time = job.last_modified_time = utcnow()
@@ -208,6 +210,7 @@ class LocalSageMaker:
             self._fail_job(job, "transform_job_status", f"ClientError: {exc}")
         finally:
             if server:
+                self._transform_servers.remove(server)
                 server.stop()
 
     # -- endpoints ---------------------------------------------------------------------------------------
@@ -343,6 +346,8 @@ class LocalSageMaker:
         self._shutting_down.set()
         for name in list(self.servers):
             self.stop_endpoint(name)
+        for server in list(self._transform_servers):
+            server.stop()
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -384,6 +389,7 @@ def container_of(backend: SageMakerModelBackend, model_name: str) -> dict[str, A
 
 # -- moto seams --------------------------------------------------------------------------------------------
 _originals: dict[str, Any] = {}
+_INHERITED = object()  # the patched name was not the class's own: uninstall deletes it again
 
 
 def _active() -> LocalSageMaker:
@@ -472,18 +478,21 @@ def install(local: LocalSageMaker) -> None:
     if _originals:
         return
     for owner, name, patched in _PATCHES:
-        _originals[f"{owner.__name__}.{name}"] = owner.__dict__.get(name)
+        _originals[f"{owner.__name__}.{name}"] = owner.__dict__.get(name, _INHERITED)
         setattr(owner, name, patched)
 
 
 def uninstall() -> None:
-    """moto behaves as plain moto again (other tests in the same process may use it)."""
+    """moto behaves as plain moto again (other tests in the same process may use it). Idempotent: a stack
+    stopped twice must not take moto's own methods away."""
     global _ACTIVE
     _ACTIVE = None
     for owner, name, _ in _PATCHES:
-        original = _originals.pop(f"{owner.__name__}.{name}", None)
-        if original is None:
-            if name in owner.__dict__:
-                delattr(owner, name)
+        key = f"{owner.__name__}.{name}"
+        if key not in _originals:
+            continue
+        original = _originals.pop(key)
+        if original is _INHERITED:
+            delattr(owner, name)
         else:
             setattr(owner, name, original)

@@ -106,3 +106,16 @@ def test_moto_server_seams_exist():
     assert "make_server(" in source
     assert "_server_ready_event.set()" in source
     assert "serve_forever()" in source
+
+
+def test_the_local_sagemaker_uninstalled_twice_leaves_moto_as_it_was():
+    from mlops.local import sagemaker
+
+    missing = object()
+    before = {(owner, name): owner.__dict__.get(name, missing) for owner, name, _ in sagemaker._PATCHES}
+    sagemaker.install(object())
+    assert all(owner.__dict__.get(name) is patched for owner, name, patched in sagemaker._PATCHES)
+    sagemaker.uninstall()
+    sagemaker.uninstall()  # a stack stopped twice
+    after = {(owner, name): owner.__dict__.get(name, missing) for owner, name, _ in sagemaker._PATCHES}
+    assert after == before
