@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -212,6 +212,23 @@ def _diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """An argparse type: a number above zero, or argparse's usage error naming the option."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a{'n integer' if kind is int else ' number'}"
+            ) from None
+        if not value > 0:  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -241,7 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the local AWS, API, mail and endpoint up after the summary until Ctrl-C (a failed run too)",
     )
-    rehearse.add_argument("--hyperparameters", nargs="*", default=[], metavar="NAME=VALUE")
+    rehearse.add_argument(
+        "--hyperparameters",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="training hyperparameters, e.g. max_depth=3 (a bad value fails Train, naming it)",
+    )
     rehearse.add_argument(
         "--parameter",
         nargs="*",
@@ -250,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a template parameter, e.g. MinAccuracy=0.95",
     )
     rehearse.add_argument(
-        "--releases", type=int, default=1, help="release N times against the same local AWS"
+        "--releases", type=_positive(int), default=1, help="release N times against the same local AWS"
     )
     rehearse.add_argument(
         "--fault",
@@ -265,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="staging",
         help="release to staging, then promote the approved model package to the next stages, e.g. staging,prod",
     )
-    rehearse.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for each release")
+    rehearse.add_argument(
+        "--timeout", type=_positive(float), default=600.0, help="seconds to wait for each release"
+    )
     rehearse.add_argument("--work-dir", help="where mail, jobs and logs go (default: a new temporary folder)")
     rehearse.set_defaults(func=_rehearse)
 
@@ -286,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="unknown",
         help="sha256:... of the pushed image, recorded in the model registry",
     )
-    release.add_argument("--attempt", type=int, default=1, help="the CI run attempt; a rerun needs a new one")
+    release.add_argument(
+        "--attempt", type=_positive(int), default=1, help="the CI run attempt; a rerun needs a new one"
+    )
     release.add_argument("--run-id", default="", help="the CI run id, so reruns from new runs never collide")
     release.add_argument("--hyperparameters", nargs="*", default=[], metavar="NAME=VALUE")
     release.set_defaults(func=_release)
@@ -302,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--project", default="mlops-iris")
     promote.add_argument("--stage", default="prod", choices=["prod"])
     promote.add_argument("--staging-endpoint", help="default: <project>-staging")
-    promote.add_argument("--attempt", type=int, default=1, help="the CI run attempt; a rerun needs a new one")
+    promote.add_argument(
+        "--attempt", type=_positive(int), default=1, help="the CI run attempt; a rerun needs a new one"
+    )
     promote.add_argument("--run-id", default="", help="the CI run id")
     promote.set_defaults(func=_promote)
 

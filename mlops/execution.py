@@ -84,6 +84,17 @@ def follow_execution(stack: LocalStack, execution_arn: str, timeout: float, out:
             break
         time.sleep(0.1)  # each poll has the local AWS serialise the whole history
     progress.poll()
+    timed_out = status not in TERMINAL
+    if timed_out:
+        current = progress.states[-1] if progress.states else None
+        gave_up = {
+            "failed_state": current,
+            "error": "RehearsalTimedOut",
+            "cause": f"still running {current} after {timeout:g} s (--timeout)",
+        }
+        # Stopped as a person would stop it, so it does not run on while the local AWS shuts down.
+        sfn.stop_execution(executionArn=execution_arn, error=gave_up["error"], cause=gave_up["cause"])
+        status = "ABORTED"
     description = sfn.describe_execution(executionArn=execution_arn)
     result = {
         "names": json.loads(description["input"])["names"],
@@ -105,15 +116,8 @@ def follow_execution(stack: LocalStack, execution_arn: str, timeout: float, out:
                 "approval": output.get("approval"),
             }
         )
-    elif status == "RUNNING":
-        current = progress.states[-1] if progress.states else None
-        result.update(
-            {
-                "failed_state": current,
-                "error": "RehearsalTimedOut",
-                "cause": f"still running {current} after {timeout:g} s (--timeout)",
-            }
-        )
+    elif timed_out:
+        result.update(gave_up)
     else:
         result.update(failure_details(stack, execution_arn, progress.states))
     return result

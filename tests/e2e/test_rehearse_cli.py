@@ -177,7 +177,7 @@ def test_invalid_hyperparameter_fails_at_training_naming_it(rehearse):
 def test_a_release_still_running_at_the_timeout_says_where_it_waits(rehearse):
     code, summary, stderr = rehearse("--approve", "manual", "--timeout", "3")
     assert code == 1
-    assert (summary["status"], summary["error"]) == ("RUNNING", "RehearsalTimedOut")
+    assert (summary["status"], summary["error"]) == ("ABORTED", "RehearsalTimedOut")
     waiting = summary["states"][-1]  # RequestApproval unless this machine is very slow
     assert summary["failed_state"] == waiting
     assert f"still running {waiting} after 3 s (--timeout)" in stderr

@@ -139,3 +139,19 @@ def test_stopping_the_stack_stops_a_transform_stuck_in_a_request(stack, processe
     assert processes_under(stack.work_dir), "serve should be running"
     stack.stop()
     assert processes_under(stack.work_dir) == []
+
+
+def test_a_release_past_the_rehearsal_timeout_is_aborted_where_it_waits(stack, processes_under, caplog):
+    from mlops.rehearsal import Options, rehearse
+
+    summary = rehearse(stack, Options(timeout=3), out=io.StringIO())
+    assert (summary["status"], summary["failed_state"], summary["error"]) == (
+        "ABORTED",
+        "Train",
+        "RehearsalTimedOut",
+    )
+    execution = stack.client("stepfunctions").describe_execution(executionArn=summary["execution_arn"])
+    assert execution["status"] == "ABORTED"
+    stack.stop()
+    assert processes_under(stack.work_dir) == []
+    assert "computation ended with exception" not in caplog.text  # stopped, not torn down mid-run
