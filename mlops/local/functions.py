@@ -94,7 +94,7 @@ class LocalFunctions:
         while the stack's environment is still set, and gives the loggers back the streams they had."""
         with contextlib.suppress(ValueError):
             _STACKS.remove(self)
-        self._loader.join()
+        self._loader.join(timeout=30)  # imports take about a second; never hang a shutdown on them
         for handler, previous in self._redirected:
             handler.setStream(previous)
         self._redirected.clear()
