@@ -302,8 +302,3 @@ def run_args(
     for key, value in (env or {}).items():
         args += ["--env", f"{key}={value}"]
     return podman(*args, image, program)
-
-
-def stop_args(name: str, *, timeout_seconds: int = 10) -> list[str]:
-    """SIGTERM, then SIGKILL after `timeout_seconds`: how SageMaker stops a container."""
-    return podman("stop", "--time", str(timeout_seconds), name)
