@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -66,9 +67,25 @@ def mlops_cli():
 
 @pytest.fixture
 def started_rehearsal(tmp_path):
-    return lambda *args: start_rehearsal(tmp_path, *args)
+    """Starts rehearsals; any still running when the test ends (say, it failed early) is stopped."""
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen, Path]:
+        process, stderr_path = start_rehearsal(tmp_path, *args)
+        started.append(process)
+        return process, stderr_path
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @pytest.fixture
-def served_rehearsal(tmp_path):
-    return lambda *args: start_rehearsal(tmp_path, "--serve", *args)
+def served_rehearsal(started_rehearsal):
+    return lambda *args: started_rehearsal("--serve", *args)
