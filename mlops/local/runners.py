@@ -140,12 +140,7 @@ class ProcessRunner:
     ) -> int | None:
         """train's exit code, or None if it was stopped: past `max_runtime` seconds, or when `stop` is set."""
         argv, environ = self._argv(image, base, "train", env or {})
-        process = None
-        if self._forks("train", argv, environ):
-            process = _WARM.fork(Path(argv[-1]), environ, log_path, new_session=False)
-        if process is None:
-            with log_path.open("ab") as log:
-                process = subprocess.Popen(argv, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        process = self._start("train", argv, environ, log_path, new_session=False)
         deadline = math.inf if max_runtime is None else time.monotonic() + max_runtime
         while True:
             try:
@@ -158,15 +153,21 @@ class ProcessRunner:
     def serve(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> ModelServer:
         port = free_port()
         argv, environ = self._argv(image, base, "serve", {contract.PORT_ENV: str(port), **(env or {})})
-        if self._forks("serve", argv, environ):
-            child = _WARM.fork(Path(argv[-1]), environ, log_path, new_session=True)
-            if child is not None:
-                return ModelServer(process=child, port=port, log_path=log_path)
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                argv, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        process = self._start("serve", argv, environ, log_path, new_session=True)
         return ModelServer(process=process, port=port, log_path=log_path)
+
+    def _start(
+        self, program: str, argv: list[str], environ: dict | None, log_path: Path, new_session: bool
+    ) -> subprocess.Popen | ForkedProgram:
+        """`program` forked from the warm interpreter when it can be, else a new process; output to `log_path`."""
+        if self._forks(program, argv, environ):
+            child = _WARM.fork(Path(argv[-1]), environ, log_path, new_session=new_session)
+            if child is not None:
+                return child
+        with log_path.open("ab") as log:
+            return subprocess.Popen(
+                argv, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session
+            )
 
 
 class PodmanRunner(ProcessRunner):
