@@ -65,8 +65,9 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
         timeout=args.timeout,
     )
     parameters = dict(parse_hyperparameters(args.parameter)) if args.parameter else {}
+    template = Template()
     try:
-        Template().check_parameters(parameters)
+        template.check_parameters(parameters)
     except ValueError as error:
         raise ReleaseError(f"--parameter {error}") from error
     work_dir = Path(args.work_dir) if args.work_dir else new_work_dir()
@@ -85,6 +86,7 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     stack = LocalStack(
         work_dir=work_dir,
         runner=runner,
+        template=template,
         parameters=parameters,
         definition_path=definition,
     ).start()
