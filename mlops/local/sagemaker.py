@@ -30,7 +30,7 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemaker.utils import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from . import batch, transform
+from . import archive, batch, transform
 from .runners import ModelServer, ProcessRunner
 from .s3objects import object_keys, s3_parts
 
@@ -96,11 +96,11 @@ class LocalSageMaker:
 
     def _model_dir_for(self, model_data_url: str, into: Path) -> Path:
         bucket, key = s3_parts(model_data_url)
-        archive = io.BytesIO(self.s3().get_object(Bucket=bucket, Key=key)["Body"].read())
+        body = io.BytesIO(self.s3().get_object(Bucket=bucket, Key=key)["Body"].read())
         paths = contract.Paths(into)
         paths.model_dir.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=archive) as tar:
-            tar.extractall(paths.model_dir, filter="data")
+        with tarfile.open(fileobj=body) as tar:
+            archive.extract_all(tar, paths.model_dir)
         return paths.model_dir
 
     def _scratch(self, kind: str, name: str) -> Path:
