@@ -53,6 +53,26 @@ def quiet_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+class LocalAwsLog:
+    """moto's and werkzeug's own error lines (a failed execution logs its whole state, kilobytes on one line)
+    go to a file in the work dir, as AWS's service logs never reach a caller's terminal."""
+
+    LOGGERS = ("moto", "werkzeug")
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.handler = logging.FileHandler(path, delay=True)
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        for name in self.LOGGERS:
+            logging.getLogger(name).addHandler(self.handler)
+
+    def close(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeHandler(self.handler)
+        self.handler.close()
+
+
 @dataclass
 class LocalStack:
     """Starts with ``start()``; everything it creates lives in ``work_dir``."""
@@ -71,6 +91,8 @@ class LocalStack:
         """Everything runs when this returns; if any part fails, what was started is stopped again."""
         quiet_logs()
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        if not self.shared:
+            self.aws_log = LocalAwsLog(self.work_dir / "logs" / "local-aws.log")
         self.runner.warm_up()
         try:
             return self._start_beside(self.shared) if self.shared else self._start()
@@ -289,6 +311,8 @@ class LocalStack:
         if hasattr(self, "_saved_env"):
             os.environ.clear()
             os.environ.update(self._saved_env)
+        if hasattr(self, "aws_log"):
+            self.aws_log.close()
 
 
 def new_work_dir() -> Path:

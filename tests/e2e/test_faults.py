@@ -59,13 +59,17 @@ def test_malformed_held_out_row_names_object_and_line_and_keeps_the_model(rehear
 
 
 def test_quality_gate_stops_before_anyone_is_asked(rehearse, tmp_path):
-    code, summary, _ = rehearse("--parameter", "MinAccuracy=1.01")
+    code, summary, stderr = rehearse("--parameter", "MinAccuracy=1.01")
     assert code == 1 and summary["failed_state"] == "QualityGate"
     assert summary["error"] == "QualityGateFailed"
     assert "0.9" in summary["cause"] and "1.01" in summary["cause"]
     assert not any("approve" in subject.lower() for subject, _ in _mails(tmp_path))
     assert "RequestApproval" not in summary["states"]
     assert any(k.endswith(".out") for k in summary["artifacts"])
+    # The person sees progress lines and the summary; the local AWS's own error lines go to its log file.
+    assert max(map(len, stderr.splitlines())) <= 500
+    assert "FailureEventException" not in stderr
+    assert "FailureEventException" in (tmp_path / "work" / "logs" / "local-aws.log").read_text()
 
 
 def test_nobody_deciding_in_time_ends_with_approval_timed_out(rehearse, tmp_path):
