@@ -16,16 +16,29 @@ pick_python() {
   exit 2
 }
 
+# make_venv DIR: a venv with pip in it (Debian and Ubuntu ship venv's pip seeding as a package of its own).
+make_venv() {
+  local dir=$1 python version
+  python=$(pick_python)
+  if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then
+    version=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    have_apt || { echo "error: $python cannot create a venv (no ensurepip): install Python's venv module" >&2; exit 2; }
+    ensure_apt "python$version-venv"
+  fi
+  rm -rf "$dir"  # a venv whose creation failed half-way has a python but no pip
+  "$python" -m venv "$dir"
+}
+
 # ensure_venv EXTRA: creates .venv once and (re)installs the project with EXTRA when pyproject.toml changed.
 ensure_venv() {
   local extra=$1 root stamp want
   root=$(repo_root)
-  if [ ! -x "$root/.venv/bin/python" ]; then
+  if [ ! -x "$root/.venv/bin/python" ] || ! "$root/.venv/bin/python" -m pip --version >/dev/null 2>&1; then
     echo "==> creating .venv" >&2
-    "$(pick_python)" -m venv "$root/.venv"
+    make_venv "$root/.venv"
   fi
   stamp="$root/.venv/.installed-$extra"
-  want=$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)
+  want=$("$root/.venv/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$root/pyproject.toml")
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "==> installing the project with [$extra] into .venv" >&2
     local began=$SECONDS
@@ -36,19 +49,24 @@ ensure_venv() {
 }
 
 # venv_install VENV ARGS...: pip install ARGS into VENV, done by uv (parallel downloads and unpacking, several
-# times faster than pip) and by pip if uv cannot be had; the chatter goes to VENV/install.log.
+# times faster than pip) with pip's own package sources, and by pip if uv cannot be had. The chatter goes to
+# VENV/install-uv.log and VENV/install.log; a failed uv's log stays next to pip's.
 UV_VERSION=0.13.9
 venv_install() {
-  local venv=$1 log=$1/install.log
+  local venv=$1 log=$1/install.log uv_log=$1/install-uv.log root
   shift
+  root=$(repo_root)
   if [ ! -x "$venv/bin/uv" ]; then
-    "$venv/bin/python" -m pip install --disable-pip-version-check -q "uv==$UV_VERSION" >"$log" 2>&1 || true
+    "$venv/bin/python" -m pip install --disable-pip-version-check -q "uv==$UV_VERSION" >"$uv_log" 2>&1 || true
   fi
-  if [ -x "$venv/bin/uv" ] &&
-    "$venv/bin/uv" pip install --python "$venv/bin/python" --compile-bytecode "$@" >"$log" 2>&1; then
+  # uv reads neither pip.conf nor PIP_*: the same index, mirror and CA settings are handed to it as UV_*.
+  if [ -x "$venv/bin/uv" ] && (
+    eval "$("$venv/bin/python" "$root/mlops/pipconfig.py" uv-env)" &&
+      "$venv/bin/uv" pip install --python "$venv/bin/python" --compile-bytecode "$@"
+  ) >"$uv_log" 2>&1; then
     return
   fi
-  [ -x "$venv/bin/uv" ] && echo "    uv failed (see $log); trying pip" >&2
+  echo "    uv failed or could not be installed (its log: $uv_log); installing with pip" >&2
   pip_quietly "$log" "$venv/bin/python" "$@"
 }
 
@@ -69,14 +87,38 @@ ensure_sam_cli() {
   root=$(repo_root)
   if [ ! -x "$root/.venv-sam/bin/sam" ]; then
     echo "==> installing the SAM CLI into .venv-sam" >&2
-    "$(pick_python)" -m venv "$root/.venv-sam"
+    make_venv "$root/.venv-sam"
     venv_install "$root/.venv-sam" "aws-sam-cli==1.170.0"
   fi
 }
 
-# ensure_apt PACKAGE...: installs Debian packages that are missing (needs root or sudo).
+# have_apt: Debian's package manager is here (Debian, Ubuntu); elsewhere nothing is installed for the user.
+have_apt() { command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; }
+
+# ensure_command COMMAND [PACKAGE] [optional]: the command is on PATH, or apt installs its package where apt
+# exists; otherwise the user is told what to install (an error, or a note when the command is optional).
+ensure_command() {
+  local command=$1 package=${2:-$1} optional=${3:-}
+  command -v "$command" >/dev/null 2>&1 && return
+  if have_apt; then
+    ensure_apt "$package"
+    return
+  fi
+  if [ -n "$optional" ]; then
+    echo "note: $command is not installed ($optional); install it with your system's package manager" >&2
+    return
+  fi
+  echo "error: $command is not installed: install it with your system's package manager (Debian/Ubuntu: $package)" >&2
+  exit 2
+}
+
+# ensure_apt PACKAGE...: installs Debian packages that are missing (needs apt, and root or sudo).
 ensure_apt() {
   local missing=() pkg sudo=""
+  if ! have_apt; then
+    echo "error: this machine has no apt; install these (Debian package names): $*" >&2
+    exit 2
+  fi
   for pkg in "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
   done
