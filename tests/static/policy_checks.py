@@ -57,6 +57,7 @@ RESOURCE_STAR_ALLOWED = {
         for action in ("ListEndpoints", "ListEndpointConfigs", "ListModels")
     },
     "cloudwatch:PutMetricData": "scoped by the cloudwatch:namespace condition instead",
+    "sagemaker:ListTags": "Step Functions' own policies for the SageMaker .sync jobs grant it on '*'",
     **{
         f"logs:{action}": "Step Functions log delivery is configured account-wide"
         for action in (
@@ -317,6 +318,63 @@ def release_role_findings(
                 if resource not in allowed[action]
             ]
     return findings
+
+
+# --- what the state machine's integrations need -----------------------------------------------------------
+
+# The policies Step Functions generates for its optimised SageMaker integrations (developer guide, "IAM
+# policies for Amazon SageMaker AI"); a .sync job is also stopped and watched through an EventBridge rule.
+SYNC_JOB_ACTIONS = {"createTrainingJob": "TrainingJob", "createTransformJob": "TransformJob"}
+
+
+def integration_actions(resource: str, parameters: dict[str, Any]) -> set[str]:
+    """The IAM actions one Task state's Resource needs, as Step Functions' generated policies list them."""
+    match = re.fullmatch(
+        r"arn:aws:states:::(aws-sdk:)?([a-z-]+):([A-Za-z]+)(\.sync|\.waitForTaskToken)?", resource
+    )
+    if not match:
+        return set()
+    sdk, service, action, pattern = match.groups()
+    if service == "lambda":
+        return {"lambda:InvokeFunction"}
+    needed = {f"{service}:{action[0].upper()}{action[1:]}"}
+    if service == "sagemaker":
+        if "Tags" in parameters:
+            needed.add("sagemaker:AddTags")
+        if not sdk and action in SYNC_JOB_ACTIONS:
+            noun = SYNC_JOB_ACTIONS[action]
+            needed |= {"sagemaker:ListTags", "iam:PassRole"}
+            if pattern == ".sync":
+                needed |= {f"sagemaker:Describe{noun}", f"sagemaker:Stop{noun}"}
+                needed |= {"events:PutTargets", "events:PutRule", "events:DescribeRule"}
+    return needed
+
+
+def definition_tasks(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every Task state, also inside Parallel branches and Map iterators."""
+    for name, state in definition.get("States", {}).items():
+        if state.get("Type") == "Task":
+            yield name, state
+        for branch in state.get("Branches", []):
+            yield from definition_tasks(branch)
+        for key in ("Iterator", "ItemProcessor"):
+            if key in state:
+                yield from definition_tasks(state[key])
+
+
+def missing_integration_actions(template: dict[str, Any], role: str, definition: dict[str, Any]) -> list[str]:
+    granted = {
+        action
+        for statement in role_statements(template, role)
+        if statement.allows
+        for action in statement.actions
+    }
+    return [
+        f"{name} ({state['Resource']}) needs {action}"
+        for name, state in definition_tasks(definition)
+        for action in sorted(integration_actions(state["Resource"], state.get("Parameters") or {}))
+        if action not in granted
+    ]
 
 
 # --- buckets -------------------------------------------------------------------------------------------

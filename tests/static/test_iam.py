@@ -7,6 +7,7 @@ none, and that a copy with the mistake the rule exists for is reported.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from policy_checks import (
     invoke_endpoint_findings,
     load_template,
     load_workflow,
+    missing_integration_actions,
     oidc_trust_findings,
     opaque_policies,
     pass_role_findings,
@@ -237,6 +239,22 @@ def test_the_state_machine_can_wait_on_sagemaker_jobs_and_invoke_only_its_functi
     assert len(functions) >= 3
     assert {r.removesuffix(":*") for r in granted["lambda:InvokeFunction"]} == functions
     assert granted["iam:PassRole"] == [SAGEMAKER_ROLE_ARN]
+
+
+DEFINITION = json.loads((INFRA.parent / "statemachine" / "mlops.asl.json").read_text())
+
+
+def test_the_state_machine_role_grants_what_each_integration_in_the_definition_needs(app):
+    assert missing_integration_actions(app, "ReleaseStateMachine", DEFINITION) == []
+
+
+def test_a_sync_job_without_list_tags_is_reported(app):
+    broken = copy.deepcopy(app)
+    for statement in broken["Resources"]["ReleaseStateMachine"]["Properties"]["Policies"][0]["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        statement["Action"] = [a for a in actions if a != "sagemaker:ListTags"] or ["sagemaker:DescribeModel"]
+    findings = missing_integration_actions(broken, "ReleaseStateMachine", DEFINITION)
+    assert "Train (arn:aws:states:::sagemaker:createTrainingJob.sync) needs sagemaker:ListTags" in findings
 
 
 def test_state_machine_logs_without_execution_data_and_traces(app):
