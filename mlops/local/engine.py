@@ -11,13 +11,15 @@ from __future__ import annotations
 from . import lean_moto  # noqa: F401 - first, so the interpreter imports below skip moto's EC2 model
 
 # isort: on
+import functools
 import json
 import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+import botocore.session
+from botocore.exceptions import ClientError, UnknownServiceError
 from moto.core.config import default_user_config
 from moto.core.responses import ActionResult, EmptyResult
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
@@ -93,6 +95,28 @@ def _aws_sdk_with_json_output(original: Callable) -> Callable:
         env.stack[-1] = _jsonable(env.stack[-1], _iso)
 
     return _eval_service_task
+
+
+def _sdk_error_service_name(original: Callable) -> staticmethod:
+    """AWS names an AWS SDK integration's errors after the service's SDK id (``SageMaker.SageMakerException``,
+    ``SageMaker.ResourceNotFoundException``); moto falls back to the lower-case ARN name (``sagemaker.``), which
+    no Retry or Catch written for AWS matches."""
+
+    def _normalise_service_error_name(service_name: str) -> str:
+        name = original(service_name)
+        if name != service_name:  # moto knows this service's name (DynamoDb, Sfn)
+            return name
+        try:
+            return _service_id(service_name)
+        except UnknownServiceError:
+            return name
+
+    return staticmethod(_normalise_service_error_name)
+
+
+@functools.cache
+def _service_id(service_name: str) -> str:
+    return botocore.session.get_session().get_service_model(service_name).service_id.replace(" ", "")
 
 
 class SageMakerTask(StateTaskServiceCallback):
@@ -270,6 +294,11 @@ def install(invoke_lambda: LambdaInvoker, poll_seconds: float = 0.05) -> None:
         StateTaskServiceAwsSdk,
         "_eval_service_task",
         _aws_sdk_with_json_output(_original(StateTaskServiceAwsSdk, "_eval_service_task")),
+    )
+    _patch(
+        StateTaskServiceAwsSdk,
+        "_normalise_service_error_name",
+        _sdk_error_service_name(_original(StateTaskServiceAwsSdk, "_normalise_service_error_name").__func__),
     )
     _patch(state_task_service_callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", poll_seconds)
     validate = _original(StepFunctionsParserBackend, "_validate_definition").__func__

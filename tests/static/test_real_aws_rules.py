@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import botocore.session
 import pytest
 from policy_checks import INFRA, load_template
 
@@ -51,3 +52,42 @@ def test_the_blue_green_baking_period_outlasts_the_rollback_alarms_window(app):
     )
     assert policy["TerminationWaitInSeconds.$"] == "$.config.deployment_baking_seconds"
     assert policy["MaximumExecutionTimeoutInSeconds.$"] == "$.config.deployment_timeout_seconds"
+
+
+def _sdk_error_names(service: str) -> set[str]:
+    """The error names Step Functions gives an AWS SDK integration of this service: the SDK id, a dot, each
+    modelled exception with an "Exception" suffix, and <Id>Exception for everything the API does not model
+    (throttling and validation errors among them)."""
+    model = botocore.session.get_session().get_service_model(service)
+    prefix = model.service_id.replace(" ", "")
+    modelled = {shape.name.removesuffix("Exception") for shape in model.error_shapes}
+    return {f"{prefix}.{name}Exception" for name in modelled | {prefix}}
+
+
+def _error_names(state: dict) -> set[str]:
+    rules = state.get("Retry", []) + state.get("Catch", [])
+    return {name for rule in rules for name in rule["ErrorEquals"]}
+
+
+SDK_TASKS = {
+    name: state
+    for name, state in DEFINITION["States"].items()
+    if state.get("Resource", "").startswith("arn:aws:states:::aws-sdk:sagemaker:")
+}
+
+
+def test_sdk_sagemaker_tasks_retry_and_catch_only_names_aws_raises():
+    assert SDK_TASKS
+    real = _sdk_error_names("sagemaker")
+    for name, state in SDK_TASKS.items():
+        sagemaker_names = {e for e in _error_names(state) if e.startswith("SageMaker.")}
+        assert sagemaker_names <= real, f"{name}: {sorted(sagemaker_names - real)} never match an SDK task"
+        retried = {e for rule in state.get("Retry", []) for e in rule["ErrorEquals"]}
+        # A throttled SDK call arrives as the unmodelled SageMaker.SageMakerException: retry it.
+        assert "SageMaker.SageMakerException" in retried, name
+
+
+def test_the_sdk_names_come_from_the_service_model():
+    names = _sdk_error_names("sagemaker")
+    assert {"SageMaker.SageMakerException", "SageMaker.ResourceNotFoundException"} <= names
+    assert "SageMaker.AmazonSageMakerException" not in names
