@@ -57,7 +57,8 @@ class ReleaseNames:
     """Names of what one release creates; all derive from the execution name."""
 
     training_job: str
-    model: str
+    evaluation_model: str  # image + training artifact, for the batch transform before anyone approves
+    model: str  # from the approved model package, for the endpoint
     transform_job: str
     endpoint_config: str
 
@@ -77,10 +78,11 @@ def stage_prefix(project: str, stage: str) -> str:
 def release_names_for(project: str, stage: str, execution_name: str) -> ReleaseNames:
     prefix = stage_prefix(project, stage)
     base = re.sub(r"[^A-Za-z0-9]+", "-", execution_name).strip("-")
-    # Longest suffix is "-config" (7): keep the whole within 63.
-    base = base[: SAGEMAKER_NAME_MAX - len(prefix) - len("-config")].strip("-")
+    # Longest suffix is "-eval-model" (11): keep the whole within 63.
+    base = base[: SAGEMAKER_NAME_MAX - len(prefix) - len("-eval-model")].strip("-")
     return ReleaseNames(
         training_job=check_sagemaker_name(f"{prefix}{base}-train"),
+        evaluation_model=check_sagemaker_name(f"{prefix}{base}-eval-model"),
         model=check_sagemaker_name(f"{prefix}{base}-model"),
         transform_job=check_sagemaker_name(f"{prefix}{base}-eval"),
         endpoint_config=check_sagemaker_name(f"{prefix}{base}-config"),

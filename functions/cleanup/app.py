@@ -2,7 +2,8 @@
 
 Kept: the endpoint config the endpoint serves, the one it served before (for a rollback), and their models.
 After a success, older configs and models of this project go; after a failure, this release's own config
-and model go unless the endpoint uses them. Endpoints are never deleted here.
+and models (the evaluation model and the endpoint's) go unless the endpoint uses them. Endpoints are never
+deleted here.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def plan(
         ]
     else:
         doomed_configs = [names["endpoint_config"]] if names["endpoint_config"] not in kept_configs else []
-        doomed_models = [names["model"]] if names["model"] not in kept_models else []
+        own_models = [names[kind] for kind in ("evaluation_model", "model") if names.get(kind)]
+        doomed_models = [m for m in own_models if m not in kept_models]
     return {
         "delete_configs": sorted(doomed_configs),
         "delete_models": sorted(doomed_models),

@@ -4,6 +4,7 @@ definition are checked against them here, each rule against the files as they ar
 from __future__ import annotations
 
 import json
+import re
 
 import botocore.session
 import pytest
@@ -91,3 +92,89 @@ def test_the_sdk_names_come_from_the_service_model():
     names = _sdk_error_names("sagemaker")
     assert {"SageMaker.SageMakerException", "SageMaker.ResourceNotFoundException"} <= names
     assert "SageMaker.AmazonSageMakerException" not in names
+
+
+# Fields of the optimised `arn:aws:states:::sagemaker:*` integrations that Step Functions documents (the CDK
+# tasks that render them use no others). Step Functions checks these Parameters at CreateStateMachine and
+# refuses others (SCHEMA_VALIDATION_FAILED); a field outside them needs the aws-sdk integration.
+OPTIMISED_FIELDS = {
+    "createModel": {"ModelName", "ExecutionRoleArn", "PrimaryContainer", "EnableNetworkIsolation", "Tags"},
+    "createEndpointConfig": {"EndpointConfigName", "ProductionVariants", "KmsKeyId", "Tags"},
+    "createEndpoint": {"EndpointName", "EndpointConfigName", "Tags"},
+    "updateEndpoint": {"EndpointName", "EndpointConfigName"},
+}
+OPTIMISED_CONTAINER_FIELDS = {"Image", "ModelDataUrl", "Environment", "ContainerHostname", "Mode"}
+
+
+def _fields(parameters: dict) -> set[str]:
+    return {key.removesuffix(".$") for key in parameters}
+
+
+def test_optimised_sagemaker_tasks_use_only_documented_fields():
+    checked = 0
+    for name, state in DEFINITION["States"].items():
+        match = re.fullmatch(r"arn:aws:states:::sagemaker:(\w+)", state.get("Resource", ""))
+        if not match or match.group(1) not in OPTIMISED_FIELDS:
+            continue
+        checked += 1
+        parameters = state["Parameters"]
+        assert _fields(parameters) <= OPTIMISED_FIELDS[match.group(1)], name
+        assert _fields(parameters.get("PrimaryContainer", {})) <= OPTIMISED_CONTAINER_FIELDS, name
+    assert checked >= 3
+
+
+def test_sagemaker_jobs_stay_on_the_optimised_sync_integration():
+    jobs = {s["Resource"] for s in DEFINITION["States"].values() if s.get("Resource", "").endswith(".sync")}
+    assert jobs == {
+        "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        "arn:aws:states:::sagemaker:createTransformJob.sync",
+    }
+
+
+def _edges(state: dict) -> set[str]:
+    targets = {state.get("Next"), state.get("Default")}
+    targets |= {choice["Next"] for choice in state.get("Choices", [])}
+    targets |= {catch["Next"] for catch in state.get("Catch", [])}
+    return targets - {None}
+
+
+def _reachable_avoiding(gates: set[str]) -> set[str]:
+    seen, todo = set(), [DEFINITION["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen or name in gates:
+            continue
+        seen.add(name)
+        todo.extend(_edges(DEFINITION["States"][name]))
+    return seen
+
+
+def _creates_model(state: dict) -> bool:
+    return state.get("Resource", "").endswith("sagemaker:createModel")
+
+
+def test_a_model_is_created_from_the_registry_only_after_the_package_is_approved():
+    # SageMaker deploys a versioned model package only once it is Approved.
+    from_package = {
+        name
+        for name, state in DEFINITION["States"].items()
+        if _creates_model(state) and "ModelPackageName.$" in state["Parameters"]["PrimaryContainer"]
+    }
+    assert from_package
+    approval_gates = {"ApproveModelPackage", "PackageApproved"}
+    assert not from_package & _reachable_avoiding(approval_gates)
+
+
+def test_the_evaluation_runs_a_model_built_from_the_image_and_the_training_artifact():
+    transform = _state("BatchTransform")["Parameters"]["ModelName.$"]
+    (creator,) = [
+        state
+        for state in DEFINITION["States"].values()
+        if _creates_model(state) and state["Parameters"]["ModelName.$"] == transform
+    ]
+    assert creator["Parameters"]["PrimaryContainer"] == {
+        "Image.$": "$.release.image_uri",
+        "ModelDataUrl.$": "$.training.model_data",
+    }
+    served = _state("CreateEndpointConfig")["Parameters"]["ProductionVariants"][0]["ModelName.$"]
+    assert served != transform

@@ -132,3 +132,22 @@ def test_another_stages_resources_are_never_touched(cleanup):
         }
     )
     assert "mlops-iris-prod-r0-model" in _names(sm)[1]
+
+
+def test_a_failed_release_also_removes_its_evaluation_model(cleanup):
+    fn, sm = cleanup
+    live = _release(sm, 1)
+    sm.create_endpoint(EndpointName="mlops-iris-staging", EndpointConfigName=live["endpoint_config"])
+    failed = {
+        "evaluation_model": "mlops-iris-staging-r2-eval-model",
+        "model": "mlops-iris-staging-r2-model",
+        "endpoint_config": "mlops-iris-staging-r2-config",
+    }
+    _model(sm, failed["evaluation_model"])  # the release failed at evaluation: nothing else was created
+
+    result = fn.clean_up(
+        {"endpoint_name": "mlops-iris-staging", "names": failed, "outcome": "failed", "previous_config": None}
+    )
+
+    assert result["deleted"] == [failed["evaluation_model"]]
+    assert _names(sm) == ({live["endpoint_config"]}, {live["model"]})
