@@ -1,4 +1,4 @@
-"""The model image's size and how long a rebuild takes when every layer is cached (podman only)."""
+"""The model image's size and how long a rebuild takes when every layer is cached (Docker or podman)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,25 @@ import statistics
 import time
 from collections.abc import Callable
 
-from mlops.local import podman
+from mlops.local import images
 
-TAG = f"{podman.MODEL_IMAGE}:bench"
+TAG = f"{images.MODEL_IMAGE}:bench"
 # Tags the test suite and the local runtime build from the same Dockerfile: their layers are our cache.
-WARM_TAGS = (TAG, f"{podman.MODEL_IMAGE}:test", f"{podman.MODEL_IMAGE}:latest")
+WARM_TAGS = (TAG, f"{images.MODEL_IMAGE}:test", f"{images.MODEL_IMAGE}:latest")
 
 
 def _build() -> float:
     started = time.perf_counter()
-    podman.build_image(TAG, quiet=True, log=lambda message: None)
+    images.build_image(TAG, quiet=True, log=lambda message: None)
     return time.perf_counter() - started
 
 
 def measure(rebuilds: int, quick: bool, log: Callable[[str], None]) -> dict:
     try:
-        podman.podman_executable()
-    except podman.PodmanError as error:
+        engine = images.engine()
+    except images.ImageError as error:
         return {"skipped": str(error)}
-    warm = podman.image_exists(podman.BASE_IMAGE) and any(podman.image_exists(tag) for tag in WARM_TAGS)
+    warm = images.image_exists(engine.base_image) and any(images.image_exists(tag) for tag in WARM_TAGS)
     if quick and not warm:
         return {
             "skipped": "quick mode: the model image was never built here, so a build would make the base "
@@ -38,13 +38,14 @@ def measure(rebuilds: int, quick: bool, log: Callable[[str], None]) -> dict:
     for _ in range(rebuilds):
         times.append(_build())
         log(f"  image cached rebuild: {times[-1]:.1f} s")
-    size = podman.image_size_bytes(TAG)
-    base = podman.image_size_bytes(podman.BASE_IMAGE)
+    size = images.image_size_bytes(TAG)
+    base = images.image_size_bytes(engine.base_image)
     return {
         "tag": TAG,
         "size_mb": round(size / 1e6, 1),
         "added_to_base_mb": round((size - base) / 1e6, 1),
-        "base_image": podman.BASE_IMAGE,
+        "engine": engine.name,
+        "base_image": engine.base_image,
         "first_build_seconds": round(first, 2) if first is not None else None,
         "first_build_had_cache": warm,
         "cached_rebuild_seconds": {

@@ -135,7 +135,7 @@ def run(sizes: Sizes, mode: str, skip: set[str]) -> dict:
         )
     log("==> rehearsal: python -m mlops rehearse")
     results["rehearsal"] = rehearsal.measure(sizes.rehearsals, log)
-    log("==> model image (podman)")
+    log("==> model image")
     if "image" in skip:
         results["image"] = {"skipped": "--skip image"}
     else:

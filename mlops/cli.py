@@ -39,7 +39,7 @@ def _long_lived_heap() -> Iterator[None]:
 
 def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack, Options]:
     """The options and a started local stack, or a ReleaseError naming the bad argument."""
-    from .local.podman import PodmanError
+    from .local.images import ImageError
     from .local.runners import runner_named
     from .local.stack import LocalStack, new_work_dir
     from .local.template import Template
@@ -81,7 +81,7 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     out.write(f"Starting the local AWS (runner: {args.runner}, work dir: {work_dir})\n")
     try:
         runner = runner_named(args.runner, current_commit(), out)
-    except PodmanError as error:
+    except ImageError as error:
         raise ReleaseError(f"--runner {args.runner}: {error}") from error
     stack = LocalStack(
         work_dir=work_dir,
@@ -250,9 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rehearse.add_argument(
         "--runner",
-        choices=["process", "podman"],
+        choices=["process", "image"],  # mlops.local.runners.RUNNERS (not imported here: start-up time)
         default="process",
-        help="run the container programs as processes (default) or in the image with podman",
+        help="run the container programs as processes (default), or inside the model image built from "
+        "container/ with Docker when its daemon answers, else podman (MLOPS_IMAGE_ENGINE=docker|podman "
+        "chooses)",
     )
     rehearse.add_argument("--definition", help="an ASL file to run instead of statemachine/mlops.asl.json")
     rehearse.add_argument(

@@ -7,7 +7,8 @@ Every path the model programs read or write is derived here, so train, serve and
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import pwd
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,9 @@ DEFAULT_PORT = 8080
 WORKERS_ENV = "MODEL_SERVER_WORKERS"
 TIMEOUT_ENV = "MODEL_SERVER_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 60
+
+# The image names the unprivileged user its programs become once they have prepared what they write.
+RUN_AS_ENV = "MODEL_RUN_AS"
 
 TRAINING_CHANNEL = "training"
 MODEL_FILE = "model.joblib"
@@ -114,3 +118,32 @@ def server_workers(environ: Mapping[str, str] | None = None) -> int:
 
 def server_timeout(environ: Mapping[str, str] | None = None) -> int:
     return _positive_int(os.environ if environ is None else environ, TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS)
+
+
+def drop_privileges(writable: Iterable[Path] = (), environ: Mapping[str, str] | None = None) -> str:
+    """Become the image's model user (``MODEL_RUN_AS``) after handing it the directories it writes.
+
+    SageMaker starts containers as root and mounts /opt/ml owned by root, so an image whose USER is not root
+    cannot write its model or output/failure there. The image therefore starts as root, and each program
+    gives up root itself. Outside the image (no MODEL_RUN_AS) or when not root, nothing changes. If a
+    directory cannot be handed over, the program stays root rather than fail a job SageMaker would run.
+    Returns a line for the program's log (empty when nothing was to be done)."""
+    environ = os.environ if environ is None else environ
+    name = environ.get(RUN_AS_ENV, "")
+    if not name or os.geteuid() != 0:
+        return ""
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        return f"staying root: the image has no user {name!r} ({RUN_AS_ENV})"
+    for directory in writable:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chown(directory, user.pw_uid, user.pw_gid)
+        except OSError as error:
+            return f"staying root: cannot hand {directory} to {name}: {error}"
+    os.setgroups([])
+    os.setgid(user.pw_gid)
+    os.setuid(user.pw_uid)
+    os.environ["HOME"] = user.pw_dir
+    return f"running as {name} (uid {user.pw_uid})"

@@ -103,6 +103,12 @@ def gunicorn_argv(port: int, workers: int, timeout: int) -> list[str]:
         "-",
         "--log-level",
         "info",
+        # gunicorn's default user is whoever imported it (root, before drop_privileges): the workers' files
+        # must belong to the user the server runs as now.
+        "--user",
+        str(os.geteuid()),
+        "--group",
+        str(os.getegid()),
     ]
     if os.path.isdir(HEARTBEAT_DIR):
         argv += ["--worker-tmp-dir", HEARTBEAT_DIR]
@@ -117,6 +123,8 @@ def main() -> int:
     except ValueError as error:
         print(f"serve: {error}", file=sys.stderr)
         return contract.EXIT_USER_ERROR
+    if who := contract.drop_privileges():  # serve only reads the model
+        print(f"serve: {who}", flush=True)
     print(f"serve: gunicorn on 0.0.0.0:{port}, {workers} workers, timeout {timeout} s", flush=True)
     # gunicorn's master runs in this process, so it receives SageMaker's SIGTERM directly, and the workers it
     # forks start with this package, Flask and numpy already imported.

@@ -30,6 +30,7 @@ from mlmodel.contract import (
     TRAINING_CHANNEL,
     Paths,
     UserError,
+    drop_privileges,
 )
 from mlmodel.dataset import DataError, LabelledData, load_channel
 from mlmodel.hyperparameters import parse_hyperparameters
@@ -157,6 +158,8 @@ def main() -> int:
         stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     paths = Paths.from_env()
+    if who := drop_privileges(writable=(paths.model_dir, paths.output_dir)):
+        log.info("%s", who)
     log.info("training with SageMaker base directory %s", paths.base)
     try:
         train(paths)

@@ -1,8 +1,11 @@
-"""Build and run the model image with podman on a machine without Docker.
+"""Build and run the model image with the container engine this machine has: Docker, or podman.
 
-Public base images are out of reach here, so the model image is built on a local Debian base made with
-debootstrap (`ensure_base_image`). Everything that spells a podman command line lives in this module so the
-tests and the local runtime run the image the same way.
+Which engine, and which base image, is decided here and nowhere else (`choose_engine`):
+- Docker when its daemon answers (GitHub's runners, most laptops): the Dockerfile's own BASE_IMAGE default.
+- podman otherwise: the Dockerfile's default base when its registry answers, else a local Debian base made
+  with debootstrap (`ensure_base_image`), for machines that reach package registries only.
+`MLOPS_IMAGE_ENGINE=docker|podman` overrides the choice. Everything that spells an engine command line lives
+in this module, so the tests, the benchmarks and the local runtime run the image the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import shutil
@@ -17,61 +21,143 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlmodel.contract import DEFAULT_BASE_DIR, PORT_ENV
 
+from mlops import pipconfig
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO_ROOT / "container"
-BASE_IMAGE = "localhost/debian-python:bookworm"
+LOCAL_BASE_IMAGE = "localhost/debian-python:bookworm"
 MODEL_IMAGE = "localhost/sagemaker-sfn-mlops-model"
+ENGINE_ENV = "MLOPS_IMAGE_ENGINE"
 DEBIAN_SUITE = "bookworm"
 DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-# This machine has cgroup v1 and no systemd session: crun and the systemd cgroup manager do not work.
+# podman here: cgroup v1 and no systemd session, so crun and the systemd cgroup manager do not work.
 PODMAN_GLOBAL_ARGS = ("--runtime", "runc", "--cgroup-manager=cgroupfs")
-# podman's default limits are the host's, which are huge; gunicorn and numpy need few.
+# The engines' default limits are the host's, which are huge; gunicorn and numpy need few.
 RUN_LIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
 # pip settings that also make sense inside the build; file:// indexes do not exist there.
 PIP_SETTINGS = ("index-url", "extra-index-url", "trusted-host", "cert")
+# A registry that answers at all answers a pull within this; an unreachable one fails in milliseconds.
+PULL_TIMEOUT_SECONDS = 300
 
 Log = Callable[[str], None]
 
 
-class PodmanError(RuntimeError):
+class ImageError(RuntimeError):
     pass
 
 
-def podman_executable() -> str:
-    found = shutil.which("podman")
-    if found is None:
-        raise PodmanError(
-            "podman is not installed: run scripts/test, which installs podman, runc and debootstrap"
+def dockerfile_base_image(dockerfile: Path = CONTAINER_DIR / "Dockerfile") -> str:
+    """The BASE_IMAGE the Dockerfile defaults to: what the release workflow builds on."""
+    for line in dockerfile.read_text().splitlines():
+        if line.startswith("ARG BASE_IMAGE="):
+            return line.split("=", 1)[1].strip()
+    raise ImageError(f"{dockerfile} declares no ARG BASE_IMAGE default")
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str  # "docker" or "podman"
+    executable: str
+    base_image: str
+    reason: str  # why this engine and base were taken, for the person reading the output
+
+    def argv(self, *args: str) -> list[str]:
+        """The argv of an engine command, with the global options this machine needs."""
+        return [self.executable, *(PODMAN_GLOBAL_ARGS if self.name == "podman" else ()), *args]
+
+    def describe(self) -> str:
+        return f"{self.name}, base {self.base_image} ({self.reason})"
+
+
+def _docker_daemon_answers(docker: str) -> bool:
+    try:
+        return (
+            subprocess.run(
+                [docker, "info", "--format", "{{.ServerVersion}}"],
+                capture_output=True,
+                timeout=20,
+                check=False,
+            ).returncode
+            == 0
         )
-    return found
+    except subprocess.TimeoutExpired:
+        return False
 
 
-def podman(*args: str) -> list[str]:
-    """The argv of a podman command with the global options this machine needs."""
-    return [podman_executable(), *PODMAN_GLOBAL_ARGS, *args]
+def _podman_pulls(podman: str, image: str) -> bool:
+    argv = [podman, *PODMAN_GLOBAL_ARGS, "pull", "--quiet", image]
+    try:
+        return (
+            subprocess.run(argv, capture_output=True, timeout=PULL_TIMEOUT_SECONDS, check=False).returncode
+            == 0
+        )
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def choose_engine(
+    environ: Mapping[str, str] | None = None,
+    which: Callable[[str], str | None] = shutil.which,
+    docker_answers: Callable[[str], bool] = _docker_daemon_answers,
+    podman_pulls: Callable[[str, str], bool] = _podman_pulls,
+) -> Engine:
+    """The engine and base image to build and run the model image with, given what this machine has."""
+    environ = os.environ if environ is None else environ
+    wanted = environ.get(ENGINE_ENV, "")
+    if wanted not in ("", "docker", "podman"):
+        raise ImageError(f"{ENGINE_ENV}={wanted!r}: must be docker or podman")
+    default_base = dockerfile_base_image()
+    docker, podman = which("docker"), which("podman")
+    if wanted != "podman" and docker and docker_answers(docker):
+        why = f"{ENGINE_ENV}=docker" if wanted else "its daemon answers"
+        return Engine("docker", docker, default_base, f"{why}; the Dockerfile's default base")
+    if wanted == "docker":
+        raise ImageError(
+            f"{ENGINE_ENV}=docker but "
+            + ("the Docker daemon does not answer" if docker else "docker is not installed")
+        )
+    if podman is None:
+        raise ImageError(
+            "neither a running Docker nor podman is available: start Docker, or run scripts/test, which installs "
+            "podman where apt exists"
+        )
+    why = f"{ENGINE_ENV}=podman" if wanted else ("no Docker daemon" if docker else "no Docker")
+    if podman_pulls(podman, default_base):
+        return Engine("podman", podman, default_base, f"{why}; the Dockerfile's default base was pulled")
+    return Engine(
+        "podman", podman, LOCAL_BASE_IMAGE, f"{why}; {default_base} cannot be pulled, so a local Debian base"
+    )
+
+
+@functools.cache
+def engine() -> Engine:
+    """This machine's engine, chosen once per process."""
+    return choose_engine()
 
 
 def _run(what: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, check=True, **kwargs)
     except subprocess.CalledProcessError as error:
-        raise PodmanError(f"{what} failed with exit code {error.returncode} (its output is above)") from error
+        raise ImageError(f"{what} failed with exit code {error.returncode} (its output is above)") from error
 
 
 def image_exists(tag: str) -> bool:
-    return subprocess.run(podman("image", "exists", tag), check=False).returncode == 0
+    argv = engine().argv("image", "inspect", "--format", "{{.Id}}", tag)
+    return subprocess.run(argv, capture_output=True, check=False).returncode == 0
 
 
 def image_size_bytes(tag: str) -> int:
     out = _run(
-        "podman image inspect",
-        podman("image", "inspect", "--format", "{{.Size}}", tag),
+        f"{engine().name} image inspect",
+        engine().argv("image", "inspect", "--format", "{{.Size}}", tag),
         capture_output=True,
         text=True,
     )
@@ -111,23 +197,26 @@ def _exclusive(name: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def ensure_base_image(tag: str = BASE_IMAGE, *, log: Log = print) -> bool:
-    """Create the local Debian + Python 3.11 base image unless it exists. Returns True if it was built."""
-    podman_executable()
+def ensure_base_image(tag: str = LOCAL_BASE_IMAGE, *, log: Log = print) -> bool:
+    """Create the local Debian + Python 3.11 base image (podman) unless it exists. True if it was built."""
+    if engine().name != "podman":
+        raise ImageError(
+            f"the local Debian base is made for podman; this machine builds with {engine().name}"
+        )
     if image_exists(tag):
         return False
     with _exclusive("debian-python-base"):
         if image_exists(tag):
             return False
         if shutil.which("debootstrap") is None:
-            raise PodmanError("debootstrap is not installed: run scripts/test, which installs it")
+            raise ImageError("debootstrap is not installed: run scripts/test, which installs it")
         mirror = debian_mirror()
         log(f"building base image {tag} with debootstrap from {mirror}")
         # /var/tmp, not /tmp: debootstrap needs a filesystem without noexec/nodev.
         with tempfile.TemporaryDirectory(prefix="debian-rootfs-", dir="/var/tmp") as rootfs:
             try:
                 _debootstrap(rootfs, mirror, log)
-            except PodmanError as error:
+            except ImageError as error:
                 # Mirrors drop connections now and then; a second run reuses the packages already fetched.
                 log(f"{str(error).splitlines()[0].rstrip(':')}; trying once more")
                 _debootstrap(rootfs, mirror, log)
@@ -142,7 +231,9 @@ def ensure_base_image(tag: str = BASE_IMAGE, *, log: Log = print) -> bool:
             try:
                 _run(
                     "podman import",
-                    podman("import", "--quiet", "--change", "ENV LANG=C.UTF-8", "-", tag),
+                    engine().argv(
+                        "import", "--quiet", *(f"--change={change}" for change in BASE_ENV), "-", tag
+                    ),
                     stdin=tar.stdout,
                     stdout=subprocess.DEVNULL,
                 )
@@ -150,11 +241,14 @@ def ensure_base_image(tag: str = BASE_IMAGE, *, log: Log = print) -> bool:
                 assert tar.stdout is not None
                 tar.stdout.close()
                 if tar.wait() != 0:
-                    raise PodmanError(f"tar of the {tag} root filesystem failed")
+                    raise ImageError(f"tar of the {tag} root filesystem failed")
         log(f"base image {tag} ready")
         return True
 
 
+# An imported root filesystem has no environment: without PATH, a Dockerfile's `ENV PATH=...:${PATH}` would
+# drop /usr/bin.
+BASE_ENV = ("ENV LANG=C.UTF-8", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 # A stalled download fails and is retried instead of hanging for wget's default 15 minutes.
 WGET_LIMITS = "connect_timeout = 30\nread_timeout = 60\ntries = 3\n"
 # One line per package is too much to show; these lines say which stage debootstrap is in.
@@ -197,35 +291,19 @@ def _debootstrap(rootfs: str, mirror: str, log: Log) -> None:
                 log(f"debootstrap: {line[3:]}")
         if process.wait() != 0:
             detail = "\n".join(tail)
-            raise PodmanError(
+            raise ImageError(
                 f"debootstrap from {mirror} failed with exit code {process.returncode}:\n{detail}"
             )
 
 
-def _pip_config() -> dict[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
-    )
-    settings: dict[str, str] = {}
-    for line in out.stdout.splitlines():
-        key, _, value = line.partition("=")
-        name = key.rsplit(".", 1)[-1]
-        if name in PIP_SETTINGS and value:
-            settings[name] = value.strip().strip("'\"")
-    return settings
-
-
-def pip_build_args(environ: Mapping[str, str] | None = None) -> list[str]:
-    """`--build-arg PIP_...` for the host's pip index settings that also work inside the build.
+def pip_build_args(settings: Mapping[str, str] | None = None) -> list[str]:
+    """`--build-arg PIP_...` for the host's pip index settings (pip.conf and PIP_*, or `settings`) that
+    also work inside the build.
 
     Every setting the Dockerfile declares is passed, empty when the host has none that works there: pip
-    ignores empty settings, and podman warns about a declared build argument that is not given."""
-    environ = os.environ if environ is None else environ
-    settings = _pip_config()
-    for name in PIP_SETTINGS:
-        value = environ.get("PIP_" + name.upper().replace("-", "_"))
-        if value:
-            settings[name] = value
+    ignores empty settings, and the engines warn about a declared build argument that is not given."""
+    if settings is None:
+        settings = pipconfig.effective_settings(pipconfig.read_pip_config())
     args: list[str] = []
     for name in PIP_SETTINGS:
         value = settings.get(name, "")
@@ -240,22 +318,25 @@ def pip_build_args(environ: Mapping[str, str] | None = None) -> list[str]:
 def build_image(
     tag: str = f"{MODEL_IMAGE}:latest",
     *,
-    base_image: str = BASE_IMAGE,
+    base_image: str | None = None,
     context: Path = CONTAINER_DIR,
     no_cache: bool = False,
     quiet: bool = False,
     log: Log = print,
 ) -> str:
-    """Build the model image from `container/` and return its image id. podman's steps go to stderr
-    (nowhere if `quiet`; its errors still reach stderr): stdout is left to the caller's results."""
-    if base_image.startswith("localhost/"):
+    """Build the model image from `container/` (on the chosen engine's base unless `base_image` is given)
+    and return its image id. The engine's steps go to stderr (nowhere if `quiet`; its errors still reach
+    stderr): stdout is left to the caller's results."""
+    chosen = engine()
+    base_image = base_image or chosen.base_image
+    if base_image == LOCAL_BASE_IMAGE:
         ensure_base_image(base_image, log=log)
-    log(f"building {tag} from {context} on {base_image}")
+    log(f"building {tag} from {context} with {chosen.name} on {base_image}")
     with tempfile.TemporaryDirectory() as tmp:
         iidfile = Path(tmp) / "iid"
         _run(
-            f"podman build of {tag}",
-            podman(
+            f"{chosen.name} build of {tag}",
+            chosen.argv(
                 "build",
                 "--network=host",
                 "--build-arg",
@@ -283,11 +364,11 @@ def run_args(
     env: Mapping[str, str] | None = None,
     name: str | None = None,
 ) -> list[str]:
-    """The argv that runs `train` or `serve` in the image, like SageMaker: `docker run IMAGE serve`.
+    """The argv that runs `train` or `serve` in the image, as SageMaker does: `docker run IMAGE serve`.
 
-    `base_dir` is mounted as /opt/ml (the same as `mounts={base_dir: "/opt/ml"}`). Mounted directories are
-    handed to the image's non-root user (`:U`) so train can write the model. Host networking: serve
-    listens on `port` of this machine.
+    `base_dir` is mounted as /opt/ml (the same as `mounts={base_dir: "/opt/ml"}`), as it is: SageMaker
+    mounts its own root-owned directories and does not hand them to the image's user. Host networking:
+    serve listens on `port` of this machine.
     """
     volumes = dict(mounts or {})
     if base_dir is not None:
@@ -296,9 +377,9 @@ def run_args(
     if name:
         args += ["--name", name]
     for source, target in volumes.items():
-        args += ["--volume", f"{Path(source).resolve()}:{target}:U"]
+        args += ["--volume", f"{Path(source).resolve()}:{target}"]
     if port is not None:
         args += ["--env", f"{PORT_ENV}={port}"]
     for key, value in (env or {}).items():
         args += ["--env", f"{key}={value}"]
-    return podman(*args, image, program)
+    return engine().argv(*args, image, program)

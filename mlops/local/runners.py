@@ -1,4 +1,4 @@
-"""Runs the model container's programs: directly as processes (default) or inside the image with podman."""
+"""Runs the model container's programs: directly as processes (default) or inside the image (Docker or podman)."""
 
 from __future__ import annotations
 
@@ -170,10 +170,10 @@ class ProcessRunner:
             )
 
 
-class PodmanRunner(ProcessRunner):
+class ImageRunner(ProcessRunner):
     """Runs the programs inside the model image, as SageMaker does (``docker run IMAGE train|serve``)."""
 
-    name = "podman"
+    name = "image"
 
     def __init__(self, image_for_uri):
         self.image_for_uri = image_for_uri
@@ -184,27 +184,31 @@ class PodmanRunner(ProcessRunner):
     def _argv(
         self, image: str, base: Path, program: str, env: dict[str, str]
     ) -> tuple[list[str], dict | None]:
-        from . import podman
+        from . import images
 
-        # Variables go into the container with -e; podman itself runs in this process's environment.
-        return podman.run_args(
+        # Variables go into the container with --env; the engine itself runs in this process's environment.
+        return images.run_args(
             self.image_for_uri(image), program, mounts={str(base): "/opt/ml"}, env=env
         ), None
 
 
+RUNNERS = ("process", "image")
+
+
 def runner_named(name: str, commit: str = "", out=None) -> ProcessRunner:
-    """The runner for ``--runner``; podman first builds the model image from container/ (cached)."""
+    """The runner for ``--runner``; ``image`` first builds the model image from container/ (cached)."""
     if name == "process":
         return ProcessRunner()
-    if name == "podman":
-        from . import podman
+    if name == "image":
+        from . import images
 
         def log(line: str) -> None:
             if out is not None:
-                out.write(f"  podman: {line}\n")
+                out.write(f"  image: {line}\n")
                 out.flush()
 
-        tag = f"{podman.MODEL_IMAGE}:{commit[:12] or 'local'}"
-        podman.build_image(tag, context=REPO_ROOT / "container", log=log)
-        return PodmanRunner(lambda image_uri: tag)  # the commit-tagged ECR image is this local build
-    raise ValueError(f"runner must be 'process' or 'podman', got {name!r}")
+        log(f"engine: {images.engine().describe()}")
+        tag = f"{images.MODEL_IMAGE}:{commit[:12] or 'local'}"
+        images.build_image(tag, context=REPO_ROOT / "container", log=log)
+        return ImageRunner(lambda image_uri: tag)  # the commit-tagged ECR image is this local build
+    raise ValueError(f"runner must be one of {', '.join(RUNNERS)}, got {name!r}")

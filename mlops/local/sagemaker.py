@@ -40,7 +40,7 @@ _ACTIVE: LocalSageMaker | None = None
 
 # DescribeEndpoint on an endpoint that is Creating/Updating answers once that ends, if it ends within this
 # long. A local model server starts in a fraction of a second, so a poller (the state machine, the SDK's
-# waiters) sees the outcome at once instead of sleeping its poll interval; slower starts (podman) still poll.
+# waiters) sees the outcome at once instead of sleeping its poll interval; slower starts (in the image) still poll.
 SETTLE_SECONDS = 1.0
 
 

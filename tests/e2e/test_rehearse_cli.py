@@ -208,11 +208,12 @@ def test_missing_definition_file_is_a_clear_error(mlops_cli, tmp_path):
 
 
 @pytest.mark.container
-def test_podman_runner_runs_train_and_serve_inside_the_image(rehearse):
+def test_image_runner_runs_train_and_serve_inside_the_image(rehearse):
     # The release gives up first and says where it stopped; then the command; both before pytest's 600 s.
-    code, summary, stderr = rehearse("--runner", "podman", "--timeout", "300", timeout=500)
+    code, summary, stderr = rehearse("--runner", "image", "--timeout", "300", timeout=500)
     assert code == 0, stderr[-3000:]
-    assert summary["runner"] == "podman"
+    assert summary["runner"] == "image"
+    assert "image: engine: " in stderr  # which engine and base image were taken is said
     assert summary["prediction"] == {"result": "setosa"}
 
 

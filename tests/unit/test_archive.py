@@ -93,7 +93,8 @@ def test_a_link_made_by_an_earlier_member_cannot_lead_a_later_one_outside(extrac
         extract(
             [
                 special("here", tarfile.SYMTYPE, "."),
-                special("here/up", tarfile.SYMTYPE, ".."),  # inside if "here" were a folder; outside via the link
+                # Inside if "here" were a folder; outside through the link the first member made.
+                special("here/up", tarfile.SYMTYPE, ".."),
                 regular("here/up/evil"),
             ],
             dest,

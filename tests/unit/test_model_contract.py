@@ -1,3 +1,7 @@
+import os
+import pwd
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +49,37 @@ def test_invalid_server_setting_names_the_variable(value):
 
 def test_exit_codes_separate_user_errors_from_unexpected_ones():
     assert (contract.EXIT_OK, contract.EXIT_USER_ERROR, contract.EXIT_UNEXPECTED) == (0, 1, 2)
+
+
+def test_outside_the_image_the_programs_keep_their_user(tmp_path):
+    assert contract.drop_privileges([tmp_path / "model"], environ={}) == ""
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing user needs root, as in the image")
+def test_as_root_in_the_image_a_program_hands_over_what_it_writes_and_gives_up_root(tmp_path):
+    model_dir = tmp_path / "model"
+    script = (
+        "import os, sys; from pathlib import Path; from mlmodel import contract;"
+        f"print(contract.drop_privileges([Path({str(model_dir)!r})])); print(os.getuid(), os.getgid())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, contract.RUN_AS_ENV: "nobody"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    nobody = pwd.getpwnam("nobody")
+    assert done.stdout.splitlines() == [
+        f"running as nobody (uid {nobody.pw_uid})",
+        f"{nobody.pw_uid} {nobody.pw_gid}",
+    ]
+    assert model_dir.stat().st_uid == nobody.pw_uid
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing user needs root, as in the image")
+def test_an_image_naming_a_user_it_lacks_stays_root_and_says_so(tmp_path):
+    said = contract.drop_privileges([tmp_path], environ={contract.RUN_AS_ENV: "no-such-user"})
+    assert said == "staying root: the image has no user 'no-such-user' (MODEL_RUN_AS)"
+    assert os.geteuid() == 0
