@@ -1,6 +1,7 @@
 """Deletes what a release superseded, so nothing is left behind to pay for.
 
-Kept: the endpoint config the endpoint serves, the one it served before (for a rollback), and their models.
+Kept: the endpoint config the endpoint serves, the one it is moving to while it updates, the one it served
+before (for a rollback), and their models.
 After a success, older configs and models of this project go; after a failure, this release's own config
 and models (the evaluation model and the endpoint's) go unless the endpoint uses them. Endpoints are never
 deleted here.
@@ -28,20 +29,29 @@ def _pages(operation: str, key: str, **kwargs) -> list[dict[str, Any]]:
     return [item for page in sagemaker.get_paginator(operation).paginate(**kwargs) for item in page[key]]
 
 
-def live_config(endpoint_name: str) -> str | None:
+def _not_found(exc: ClientError) -> bool:
+    error = exc.response["Error"]
+    return error["Code"] == "ValidationException" and "Could not find" in error.get("Message", "")
+
+
+def endpoint_configs(endpoint_name: str) -> set[str]:
+    """The config the endpoint serves and, while it is updating, the one it is moving to; none without an
+    endpoint. Any other error stops the cleanup: deleting blind could take what the endpoint needs."""
     try:
-        return sagemaker.describe_endpoint(EndpointName=endpoint_name)["EndpointConfigName"]
+        endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ValidationException":
-            return None
+        if _not_found(exc):
+            return set()
         raise
+    pending = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    return {c for c in (endpoint.get("EndpointConfigName"), pending) if c}
 
 
 def models_of(config_name: str) -> set[str]:
     try:
         variants = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ValidationException":
+        if _not_found(exc):
             return set()
         raise
     return {v["ModelName"] for v in variants}
@@ -51,10 +61,10 @@ def plan(
     endpoint_name: str, names: dict[str, str], outcome: str, previous_config: str | None
 ) -> dict[str, list]:
     """What to delete and what to keep; a plain function so the rules can be read and tested alone."""
-    kept_configs = {c for c in (live_config(endpoint_name), previous_config) if c}
+    kept_configs = endpoint_configs(endpoint_name) | ({previous_config} if previous_config else set())
     if outcome == "succeeded":
         kept_configs.add(names["endpoint_config"])
-    kept_models = set().union(*(models_of(c) for c in kept_configs)) if kept_configs else set()
+    kept_models = set().union(*(models_of(c) for c in sorted(kept_configs)))
     prefix = f"{PROJECT_NAME}-{STAGE}-"  # never another stage's resources
     if outcome == "succeeded":
         configs = _pages("list_endpoint_configs", "EndpointConfigs", NameContains=prefix)
@@ -90,7 +100,7 @@ def _delete(call, **kwargs) -> bool:
         call(**kwargs)
         return True
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ValidationException":  # already gone
+        if _not_found(exc):  # already gone
             return False
         raise
 

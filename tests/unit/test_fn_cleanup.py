@@ -1,7 +1,9 @@
 import time
+from datetime import UTC, datetime
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from fnharness import load_function
 from moto import mock_aws
 
@@ -151,3 +153,58 @@ def test_a_failed_release_also_removes_its_evaluation_model(cleanup):
 
     assert result["deleted"] == [failed["evaluation_model"]]
     assert _names(sm) == ({live["endpoint_config"]}, {live["model"]})
+
+
+def _endpoint_config(name: str, model: str) -> dict:
+    return {
+        "EndpointConfigName": name,
+        "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}",
+        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": model}],
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+
+
+def test_a_failed_release_never_deletes_what_an_updating_endpoint_is_moving_to(monkeypatch, aws_credentials):
+    # The release failed while the endpoint was still updating to its config (a throttled DescribeEndpoint
+    # sends the run to the failure path): SageMaker is deploying that config and its model right now.
+    monkeypatch.setenv("PROJECT_NAME", "mlops-iris")
+    monkeypatch.setenv("STAGE", "staging")
+    fn = load_function("cleanup/app.py")
+    serving, moving_to = _names_of(1), _names_of(2)
+    stub = Stubber(fn.sagemaker)
+    stub.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": "mlops-iris-staging",
+            "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/mlops-iris-staging",
+            "EndpointConfigName": serving["endpoint_config"],
+            "EndpointStatus": "Updating",
+            "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+            "LastModifiedTime": datetime(2026, 1, 2, tzinfo=UTC),
+            "PendingDeploymentSummary": {"EndpointConfigName": moving_to["endpoint_config"]},
+        },
+        {"EndpointName": "mlops-iris-staging"},
+    )
+    for names in sorted((serving, moving_to), key=lambda n: n["endpoint_config"]):
+        stub.add_response(
+            "describe_endpoint_config",
+            _endpoint_config(names["endpoint_config"], names["model"]),
+            {"EndpointConfigName": names["endpoint_config"]},
+        )
+    # Only the evaluation model, which nothing serves, may go.
+    stub.add_response("delete_model", {}, {"ModelName": moving_to["evaluation_model"]})
+
+    with stub:
+        result = fn.clean_up({"endpoint_name": "mlops-iris-staging", "names": moving_to, "outcome": "failed"})
+    stub.assert_no_pending_responses()
+    assert result["deleted"] == [moving_to["evaluation_model"]]
+    assert moving_to["endpoint_config"] in result["kept_configs"]
+    assert moving_to["model"] in result["kept_models"]
+
+
+def _names_of(n: int) -> dict[str, str]:
+    return {
+        "evaluation_model": f"mlops-iris-staging-r{n}-eval-model",
+        "model": f"mlops-iris-staging-r{n}-model",
+        "endpoint_config": f"mlops-iris-staging-r{n}-config",
+    }
