@@ -131,3 +131,21 @@ ensure_apt() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# ensure_browser: a Chromium for the browser tests (tests/browser/browsers.py chooses among what exists and
+# says which): Debian's chromium package where apt has a real one (Ubuntu's is a snap wrapper), else
+# Playwright's own download, unless the machine already has one (GitHub's runners have Google Chrome).
+ensure_browser() {
+  local root
+  root=$(repo_root)
+  if ! "$root/.venv/bin/python" "$root/tests/browser/browsers.py" 2>/dev/null; then
+    if have_apt && apt-cache show chromium 2>/dev/null | grep -q '^Package: chromium$' &&
+      ! apt-cache show chromium 2>/dev/null | grep -qi 'snap'; then
+      ensure_apt chromium
+    else
+      echo "==> playwright install chromium" >&2
+      "$root/.venv/bin/playwright" install chromium >&2 || true
+    fi
+  fi
+  "$root/.venv/bin/python" "$root/tests/browser/browsers.py" || true # the browser test then says what is missing
+}

@@ -2,34 +2,26 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from browsers import ARGS, choose_browser
 
 from mlops.approver import approval_links, wait_for_approval_mail
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-]
 
 
 def test_approver_clicks_approve_in_chromium_and_the_release_reaches_the_endpoint(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/test, which installs it"
+    chromium = choose_browser()
+    assert chromium is not None, "no Chromium or Chrome here: run scripts/test, which installs one"
+    print(f"browser: {chromium.describe()}")
     work = tmp_path / "work"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     rehearsal = subprocess.Popen(
@@ -47,7 +39,7 @@ def test_approver_clicks_approve_in_chromium_and_the_release_reaches_the_endpoin
         assert links == approval_links(mail) and set(links) == {"approve", "reject"}
         ARTIFACTS.mkdir(exist_ok=True)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=chromium.path, headless=True, args=ARGS)
             page = browser.new_page()
             response = page.goto(links["approve"])
             assert response.status == 200
