@@ -178,3 +178,14 @@ def test_the_evaluation_runs_a_model_built_from_the_image_and_the_training_artif
     }
     served = _state("CreateEndpointConfig")["Parameters"]["ProductionVariants"][0]["ModelName.$"]
     assert served != transform
+
+
+def test_the_rejection_recorded_in_the_registry_is_the_functions_bounded_text(app):
+    # UpdateModelPackage refuses an ApprovalDescription above 1,024 characters: the raw cause can be longer.
+    reject = _state("RejectModelPackage")["Parameters"]
+    assert reject["ApprovalDescription.$"] == "$.rejection.description"
+    (describer,) = [s for s in DEFINITION["States"].values() if s.get("Next") == "RejectModelPackage"]
+    assert describer["Parameters"]["FunctionName"] == "${RegistryNoteFunctionArn}"
+    assert describer["ResultPath"] == "$.rejection"
+    substitutions = app["Resources"]["ReleaseStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert substitutions["RegistryNoteFunctionArn"] == {"Fn::GetAtt": ["RegistryNoteFunction", "Arn"]}
