@@ -17,6 +17,11 @@ PROJECT = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,19}$")
 STAGES = ("staging", "prod")  # the template's Stage AllowedValues
 
 
+# Training writes each job's model under s3://<artifact bucket>/training/<job>/output/model.tar.gz (the
+# definition's S3OutputPath, then SageMaker's own layout).
+TRAINING_OUTPUT_PREFIX = "training"
+
+
 class InvalidNameError(ValueError):
     """A name that AWS would refuse."""
 
@@ -87,3 +92,8 @@ def release_names_for(project: str, stage: str, execution_name: str) -> ReleaseN
         transform_job=check_sagemaker_name(f"{prefix}{base}-eval"),
         endpoint_config=check_sagemaker_name(f"{prefix}{base}-config"),
     )
+
+
+def model_artifact_key_for(training_job: str) -> str:
+    """Where a training job's model lands in its stack's artifact bucket; a prod stack reads staging's."""
+    return f"{TRAINING_OUTPUT_PREFIX}/{check_sagemaker_name(training_job)}/output/model.tar.gz"

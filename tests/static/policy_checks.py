@@ -178,7 +178,17 @@ def statements(template: dict[str, Any]) -> Iterator[Statement]:
 
 
 def role_statements(template: dict[str, Any], role: str) -> list[Statement]:
-    return [s for s in statements(template) if s.kind == "identity" and s.where.split("/")[0] == role]
+    """The role's own policies and those of AWS::IAM::Policy resources attached to it."""
+    resources = template.get("Resources", {})
+    attached = {
+        logical_id
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::IAM::Policy"
+        and {"Ref": role} in as_list(resource.get("Properties", {}).get("Roles"))
+    }
+    return [
+        s for s in statements(template) if s.kind == "identity" and s.where.split("/")[0] in {role} | attached
+    ]
 
 
 # --- IAM -----------------------------------------------------------------------------------------------

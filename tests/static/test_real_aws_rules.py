@@ -8,7 +8,9 @@ import re
 
 import botocore.session
 import pytest
-from policy_checks import INFRA, load_template
+from policy_checks import INFRA, load_template, role_statements
+
+from mlops.names import execution_name_for, model_artifact_key_for, release_names_for
 
 APP = INFRA / "template.yaml"
 DEFINITION = json.loads((INFRA.parent / "statemachine" / "mlops.asl.json").read_text())
@@ -189,3 +191,37 @@ def test_the_rejection_recorded_in_the_registry_is_the_functions_bounded_text(ap
     assert describer["ResultPath"] == "$.rejection"
     substitutions = app["Resources"]["ReleaseStateMachine"]["Properties"]["DefinitionSubstitutions"]
     assert substitutions["RegistryNoteFunctionArn"] == {"Fn::GetAtt": ["RegistryNoteFunction", "Arn"]}
+
+
+def _iam_match(pattern: str, value: str) -> bool:
+    """IAM's Resource wildcards: `*` any run of characters (slashes included), `?` one character."""
+    return re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value) is not None
+
+
+def test_the_prod_sagemaker_role_can_read_the_model_artifact_staging_trained(app):
+    # A promoted model is created from the package, whose ModelDataUrl is in the staging stack's bucket.
+    execution = execution_name_for("0123456789abcdef0123456789abcdef01234567", 1, "42")
+    staging_job = release_names_for("mlops-iris", "staging", execution).training_job
+    artifact = f"arn:aws:s3:::mlops-iris-staging-artifactbucket-1a2b3c/{model_artifact_key_for(staging_job)}"
+    prod_job = release_names_for("mlops-iris", "prod", execution).training_job
+    not_staging = f"arn:aws:s3:::mlops-iris-staging-artifactbucket-1a2b3c/{model_artifact_key_for(prod_job)}"
+
+    grants = [
+        statement
+        for statement in role_statements(app, "SageMakerExecutionRole")
+        if statement.allows and "s3:GetObject" in statement.actions
+    ]
+    readers = []
+    for statement in grants:
+        for resource in statement.resources:
+            rendered = resource.replace("${AWS::Partition}", "aws").replace("${ProjectName}", "mlops-iris")
+            if _iam_match(rendered, artifact):
+                readers.append(statement)
+                assert not _iam_match(rendered, not_staging)
+    assert readers, "no statement lets the SageMaker role read the staging model artifact"
+    for statement in readers:
+        # The bucket's generated name is not known to this stack: the owner account scopes the wildcard.
+        equals = statement.body["Condition"]["StringEquals"]
+        assert equals["s3:ResourceAccount"] == {"Ref": "AWS::AccountId"}
+        policy = app["Resources"][statement.where.split("/")[0]]
+        assert app["Conditions"][policy["Condition"]] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
