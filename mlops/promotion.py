@@ -15,6 +15,21 @@ from .names import execution_name_for, release_names_for
 from .release import ReleaseError, already_started, rerun_advice
 
 SMOKE_ROW = b"4.5,1.3,0.3,0.3\n"
+ACCESS_DENIED = {"AccessDenied", "AccessDeniedException"}
+
+
+def _call(action: str, call, **kwargs):
+    """One AWS call of the promotion check; a refusal of the role is named with the action to grant, so it
+    is never mistaken for a missing package or endpoint."""
+    try:
+        return call(**kwargs)
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ACCESS_DENIED:
+            raise
+        raise ReleaseError(
+            f"access denied: this role may not {action} ({error.response['Error'].get('Message', '')}). "
+            "The prod release role gets it from infra/github-oidc.yaml deployed with Stage=prod."
+        ) from error
 
 
 def package_commit(package: dict) -> str:
@@ -30,7 +45,9 @@ def package_commit(package: dict) -> str:
 def check_promotable(sm, runtime, package_arn: str, staging_endpoint: str) -> dict:
     """The package, if it is Approved and the staging endpoint serves it and answers; else a clear error."""
     try:
-        package = sm.describe_model_package(ModelPackageName=package_arn)
+        package = _call(
+            "sagemaker:DescribeModelPackage", sm.describe_model_package, ModelPackageName=package_arn
+        )
     except ClientError as error:
         raise ReleaseError(f"no model package {package_arn}: {error.response['Error']['Message']}") from error
     status = package["ModelApprovalStatus"]
@@ -39,14 +56,23 @@ def check_promotable(sm, runtime, package_arn: str, staging_endpoint: str) -> di
             f"refused: {package_arn} is {status}; only an Approved model package can be promoted"
         )
     try:
-        endpoint = sm.describe_endpoint(EndpointName=staging_endpoint)
+        endpoint = _call("sagemaker:DescribeEndpoint", sm.describe_endpoint, EndpointName=staging_endpoint)
     except ClientError as error:
-        raise ReleaseError(f"refused: staging endpoint {staging_endpoint} does not exist") from error
+        message = error.response["Error"].get("Message", "")
+        if "Could not find" in message:
+            raise ReleaseError(f"refused: staging endpoint {staging_endpoint} does not exist") from error
+        raise ReleaseError(f"staging endpoint {staging_endpoint} could not be read: {message}") from error
     if endpoint["EndpointStatus"] != "InService":
         raise ReleaseError(f"refused: staging endpoint {staging_endpoint} is {endpoint['EndpointStatus']}")
-    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    config = _call(
+        "sagemaker:DescribeEndpointConfig",
+        sm.describe_endpoint_config,
+        EndpointConfigName=endpoint["EndpointConfigName"],
+    )
     served = {
-        sm.describe_model(ModelName=v["ModelName"])["PrimaryContainer"].get("ModelPackageName")
+        _call("sagemaker:DescribeModel", sm.describe_model, ModelName=v["ModelName"])["PrimaryContainer"].get(
+            "ModelPackageName"
+        )
         for v in config["ProductionVariants"]
     }
     if package_arn not in served:
@@ -56,8 +82,13 @@ def check_promotable(sm, runtime, package_arn: str, staging_endpoint: str) -> di
         )
     try:
         answer = (
-            runtime.invoke_endpoint(
-                EndpointName=staging_endpoint, ContentType="text/csv", Accept="text/csv", Body=SMOKE_ROW
+            _call(
+                "sagemaker:InvokeEndpoint",
+                runtime.invoke_endpoint,
+                EndpointName=staging_endpoint,
+                ContentType="text/csv",
+                Accept="text/csv",
+                Body=SMOKE_ROW,
             )["Body"]
             .read()
             .decode()

@@ -24,6 +24,15 @@ WORKFLOWS = REPO / ".github" / "workflows"
 ARN = "arn:${AWS::Partition}"
 REGION_ACCOUNT = "${AWS::Region}:${AWS::AccountId}"
 ENDPOINT_ARN = f"{ARN}:sagemaker:{REGION_ACCOUNT}:endpoint/${{ProjectName}}-${{Stage}}"
+SAGEMAKER_ARN = f"{ARN}:sagemaker:{REGION_ACCOUNT}"
+# What `mlops promote` reads and asks in staging before it starts a prod release (mlops/promotion.py).
+PROMOTION_CHECKS: dict[str, set[str]] = {
+    "sagemaker:DescribeModelPackage": {f"{SAGEMAKER_ARN}:model-package/${{ProjectName}}/*"},
+    "sagemaker:DescribeEndpoint": {f"{SAGEMAKER_ARN}:endpoint/${{ProjectName}}-staging"},
+    "sagemaker:DescribeEndpointConfig": {f"{SAGEMAKER_ARN}:endpoint-config/${{ProjectName}}-staging-*"},
+    "sagemaker:DescribeModel": {f"{SAGEMAKER_ARN}:model/${{ProjectName}}-staging-*"},
+    "sagemaker:InvokeEndpoint": {f"{SAGEMAKER_ARN}:endpoint/${{ProjectName}}-staging"},
+}
 REPOSITORY_ARN = f"{ARN}:ecr:{REGION_ACCOUNT}:repository/${{ProjectName}}"
 STATE_MACHINE_ARN = f"{ARN}:states:{REGION_ACCOUNT}:stateMachine:${{ProjectName}}-${{Stage}}-release"
 EXECUTIONS_ARN = f"{ARN}:states:{REGION_ACCOUNT}:execution:${{ProjectName}}-${{Stage}}-release:*"
@@ -256,13 +265,15 @@ def pass_role_findings(template: dict[str, Any]) -> list[str]:
 
 
 def invoke_endpoint_findings(template: dict[str, Any]) -> list[str]:
+    """InvokeEndpoint only on the stack's own endpoint, or on staging's for the promotion smoke test."""
+    allowed = {ENDPOINT_ARN} | PROMOTION_CHECKS["sagemaker:InvokeEndpoint"]
     findings = []
     for statement in statements(template):
         if statement.allows and "sagemaker:InvokeEndpoint" in statement.actions:
             findings += [
                 f"{statement.where}: sagemaker:InvokeEndpoint on {resource}, not this stack's endpoint"
                 for resource in statement.resources
-                if resource != ENDPOINT_ARN
+                if resource not in allowed
             ]
     return findings
 

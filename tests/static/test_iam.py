@@ -17,6 +17,7 @@ from policy_checks import (
     ENDPOINT_ARN,
     EXECUTIONS_ARN,
     INFRA,
+    PROMOTION_CHECKS,
     REPOSITORY_ARN,
     SAGEMAKER_ROLE_ARN,
     STATE_MACHINE_ARN,
@@ -379,9 +380,24 @@ def test_a_branch_parameter_that_accepts_a_wildcard_is_reported(oidc):
 
 
 def test_the_github_release_role_pushes_one_repository_and_starts_one_state_machine(oidc):
-    assert release_role_findings(oidc, "ReleaseRole") == []
+    # Besides the promotion checks, which only the prod role gets (next test).
+    assert release_role_findings(oidc, "ReleaseRole", PROMOTION_CHECKS) == []
     granted = {a for s in role_statements(oidc, "ReleaseRole") for a in s.actions}
     assert {"ecr:PutImage", "states:StartExecution", "states:DescribeExecution"} <= granted
+
+
+def test_the_prod_release_role_may_check_what_staging_serves_and_nothing_more(oidc):
+    # `mlops promote` reads the package and staging's endpoint, config and model, and asks the endpoint once.
+    assert release_role_findings(oidc, "ReleaseRole", PROMOTION_CHECKS) == []
+    granted: dict[str, set[str]] = {}
+    for statement in role_statements(oidc, "ReleaseRole"):
+        for action in statement.actions:
+            if action.startswith("sagemaker:"):
+                granted.setdefault(action, set()).update(statement.resources)
+                policy = oidc["Resources"][statement.where.split("/")[0]]
+                # Only the prod role promotes; a staging role gets none of it.
+                assert oidc["Conditions"][policy["Condition"]] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+    assert granted == PROMOTION_CHECKS
 
 
 def test_the_codebuild_release_role_has_the_same_reach(pipeline):
