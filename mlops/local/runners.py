@@ -186,10 +186,12 @@ class ImageRunner(ProcessRunner):
     ) -> tuple[list[str], dict | None]:
         from . import images
 
+        mounts = {str(base): contract.DEFAULT_BASE_DIR}
+        if program == "serve":  # as on SageMaker, the server may read the model but not change it
+            model_dir = contract.Paths(base).model_dir
+            mounts[str(model_dir)] = f"{contract.Paths(Path(contract.DEFAULT_BASE_DIR)).model_dir}:ro"
         # Variables go into the container with --env; the engine itself runs in this process's environment.
-        return images.run_args(
-            self.image_for_uri(image), program, mounts={str(base): "/opt/ml"}, env=env
-        ), None
+        return images.run_args(self.image_for_uri(image), program, mounts=mounts, env=env), None
 
 
 RUNNERS = ("process", "image")

@@ -312,11 +312,13 @@ class LocalSageMaker:
             server.stop()
 
     def invoke(self, name: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """SageMaker Runtime's answer. moto takes a response's status from its "status" header, not from the
+        tuple, so errors carry it there too (without it boto3 saw every error as a 200)."""
         server = self.servers.get(name)
         if server is None:
             return (
                 400,
-                {"x-amzn-ErrorType": "ValidationError"},
+                {"x-amzn-ErrorType": "ValidationError", "status": "400"},
                 json.dumps({"message": f"Endpoint {name} of account 123456789012 not found."}).encode(),
             )
         status, resp_headers, payload = server.request("POST", "/invocations", body, headers)
@@ -332,7 +334,7 @@ class LocalSageMaker:
         message = payload.decode(errors="replace")
         return (
             424,
-            {"x-amzn-ErrorType": "ModelError"},
+            {"x-amzn-ErrorType": "ModelError", "status": "424"},
             json.dumps(
                 {
                     "message": f'Received client error ({status}) from primary with message "{message}".',
@@ -448,7 +450,7 @@ def _runtime_invoke_endpoint(self):
         "Content-Type": self.headers.get("Content-Type", "text/csv"),
         "Accept": self.headers.get("Accept", "text/csv"),
     }
-    return _active().invoke(name, self.body if isinstance(self.body, bytes) else self.body.encode(), headers)
+    return _active().invoke(name, self.raw_body or b"", headers)
 
 
 def _create_model_maybe_throttled(self):
@@ -469,6 +471,8 @@ _PATCHES = (
     (SageMakerResponse, "update_endpoint", _response_update_endpoint),
     (SageMakerResponse, "create_model", _create_model_maybe_throttled),
     (SageMakerRuntimeResponse, "invoke_endpoint", _runtime_invoke_endpoint),
+    # InvokeEndpoint bodies are bytes: moto would decode them as UTF-8 (a 500 for anything else).
+    (SageMakerRuntimeResponse, "use_raw_body", True),
 )
 
 

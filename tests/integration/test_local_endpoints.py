@@ -88,3 +88,27 @@ def test_a_poller_that_does_not_wait_sees_creating_then_in_service(stack, monkey
         statuses.append(sm.describe_endpoint(EndpointName="polled")["EndpointStatus"])
     assert statuses[0] == "Creating"
     assert statuses[-1] == "InService"
+
+
+def test_a_model_error_reaches_boto3_as_sagemakers_424_model_error_with_the_containers_message(stack):
+    endpoint = "errors-endpoint"
+    sm = stack.client("sagemaker")
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config(stack, "errors-config"))
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=endpoint, WaiterConfig={"Delay": 1})
+    runtime = stack.client("sagemaker-runtime")
+    for body in (b"abc,1,2,3", b"\xff\xfe,1,2,3"):  # a bad row; bytes that are not UTF-8 at all
+        with pytest.raises(runtime.exceptions.ModelError) as raised:
+            runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=body)
+        error = raised.value.response
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+        assert error["OriginalStatusCode"] == 400
+        assert "row 1" in error["OriginalMessage"]
+
+
+def test_a_missing_endpoint_is_sagemakers_400_validation_error(stack):
+    runtime = stack.client("sagemaker-runtime")
+    with pytest.raises(runtime.exceptions.ClientError) as raised:
+        runtime.invoke_endpoint(EndpointName="no-such-endpoint", ContentType="text/csv", Body=b"1,2,3,4")
+    error = raised.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("ValidationError", 400)
+    assert "no-such-endpoint" in error["Error"]["Message"]

@@ -8,6 +8,7 @@ import moto
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.sagemaker.models import FakeEndpoint, FakeTrainingJob, FakeTransformJob, SageMakerModelBackend
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 from moto.ses.models import SESBackend
 from moto.sns.models import Subscription
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
@@ -52,6 +53,9 @@ def test_sagemaker_backend_seams_exist():
     assert hasattr(SageMakerModelBackend(region_name="us-east-1", account_id="123456789012"), "_models")
     for cls in (FakeTrainingJob, FakeTransformJob, FakeEndpoint):
         assert "response_object" in dir(cls)
+    # InvokeEndpoint's body is taken raw; an error's status travels in the "status" header.
+    assert SageMakerRuntimeResponse.use_raw_body is False
+    assert SageMakerRuntimeResponse._transform_response({}, ("", {"status": "424"}))[0] == 424
 
 
 def test_mail_seams_exist():

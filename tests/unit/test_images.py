@@ -266,3 +266,18 @@ def test_rehearsing_in_the_image_without_an_engine_is_an_error_naming_the_option
     err = capsys.readouterr().err
     assert "mlops: error: --runner image: neither a running Docker nor podman is available" in err
     assert "Traceback" not in err
+
+
+def volumes(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == "--volume"]
+
+
+def test_the_image_runner_mounts_opt_ml_and_the_model_read_only_for_serve(machine, tmp_path):
+    from mlops.local.runners import ImageRunner
+
+    machine(docker="running")
+    runner = ImageRunner(lambda image_uri: "localhost/model:1")
+    serve, _ = runner._argv("ecr-uri", tmp_path, "serve", {})
+    train, _ = runner._argv("ecr-uri", tmp_path, "train", {})
+    assert volumes(serve) == [f"{tmp_path}:/opt/ml", f"{tmp_path}/model:/opt/ml/model:ro"]
+    assert volumes(train) == [f"{tmp_path}:/opt/ml"]
