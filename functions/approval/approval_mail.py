@@ -7,6 +7,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from approval_pages import (
+    FRESH_LINK_NOTE,
     champion_text,
     e,
     evidence_html,
@@ -41,8 +42,9 @@ def _text_body(evidence: dict[str, Any], approve_url: str, reject_url: str, expi
         f"Current endpoint:  {champion_text(evaluation)}",
         f"Report:            {evaluation.get('report_uri')}",
     ]
-    if evaluation.get("predictions_url"):
-        lines.append(f"Predictions (download link, valid 7 days): {evaluation['predictions_url']}")
+    if evaluation.get("predictions_object"):
+        lines.append(f"Predictions:       {evaluation['predictions_object']}")
+        lines.append(f"                   ({FRESH_LINK_NOTE})")
     lines += [
         "",
         confusion_matrix_text(evaluation.get("labels") or [], evaluation.get("confusion_matrix") or []),

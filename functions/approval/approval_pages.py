@@ -104,7 +104,14 @@ def format_training_metrics(metrics: dict[str, Any] | None) -> str:
     return "; ".join(parts) or "not recorded"
 
 
-def evidence_html(evidence: dict[str, Any], *, predictions_link: bool = True) -> str:
+PREDICTIONS_LINK_SECONDS = 3600
+FRESH_LINK_NOTE = (
+    "open the Approve or Reject link for a fresh download link (nothing is decided until you submit its form)"
+)
+
+
+def evidence_html(evidence: dict[str, Any], *, predictions_url: str | None = None) -> str:
+    """The evidence as HTML; `predictions_url` is a link presigned for this page, else where to get one."""
     release = evidence.get("release") or {}
     training = evidence.get("training") or {}
     evaluation = evidence.get("evaluation") or {}
@@ -117,14 +124,24 @@ def evidence_html(evidence: dict[str, Any], *, predictions_link: bool = True) ->
         ("Current endpoint", e(champion_text(evaluation))),
         ("Evaluation report", e(evaluation.get("report_uri"))),
     ]
-    if predictions_link and evaluation.get("predictions_url"):
-        items.append(("Predictions", f'<a href="{e(evaluation["predictions_url"])}">download (7 days)</a>'))
+    if predictions_url:
+        items.append(
+            (
+                "Predictions",
+                f'<a href="{e(predictions_url)}">download</a> (valid for an hour; open this page again '
+                "for a new link)",
+            )
+        )
+    elif evaluation.get("predictions_object"):
+        items.append(("Predictions", f"{e(evaluation['predictions_object'])}: {e(FRESH_LINK_NOTE)}"))
     listing = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
     matrix = confusion_matrix_html(evaluation.get("labels") or [], evaluation.get("confusion_matrix") or [])
     return f"<dl>{listing}</dl>{matrix}"
 
 
-def confirmation_page(evidence: dict[str, Any], action: str, expires_at: str) -> str:
+def confirmation_page(
+    evidence: dict[str, Any], action: str, expires_at: str, predictions_url: str | None = None
+) -> str:
     verb = "Approve" if action == "approve" else "Reject"
     commit = short_commit(evidence.get("release") or {})
     form = (
@@ -140,6 +157,6 @@ def confirmation_page(evidence: dict[str, Any], action: str, expires_at: str) ->
     body = (
         f"<p>You are about to <strong>{verb.lower()}</strong> release {e(commit)}. "
         f"Nothing has been decided yet. This link expires at {e(expires_at)}.</p>"
-        f"{evidence_html(evidence)}{form}"
+        f"{evidence_html(evidence, predictions_url=predictions_url)}{form}"
     )
     return page(f"{verb} release {commit}?", body)

@@ -22,6 +22,7 @@ from approval_pages import (
     APPROVER_MAX_CHARS,
     HTML,
     PAGE_HEADERS,
+    PREDICTIONS_LINK_SECONDS,
     REASON_MAX_CHARS,
     confirmation_page,
     message_page,
@@ -37,6 +38,7 @@ from aws_lambda_powertools.event_handler.exceptions import (
 )
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 APPROVAL_TABLE = os.environ["APPROVAL_TABLE"]
@@ -51,6 +53,8 @@ app = APIGatewayRestResolver()
 table = boto3.resource("dynamodb").Table(APPROVAL_TABLE)
 secrets_client = boto3.client("secretsmanager")
 sfn = boto3.client("stepfunctions")
+# SigV4, which every region accepts for presigned GETs.
+s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
 
 
 class ConflictError(ServiceError):
@@ -184,13 +188,26 @@ def form_text(body: str | None, is_base64: bool) -> str:
         raise BadRequestError("The form could not be read.") from exc
 
 
+def predictions_url(evidence: dict[str, Any]) -> str | None:
+    """A download link for the release's predictions, signed now: signed with this function's session
+    credentials, it lives at most an hour (less if those expire first), so each page view makes its own."""
+    uri = (evidence.get("evaluation") or {}).get("predictions_object")
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri[5:].partition("/")
+    return s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PREDICTIONS_LINK_SECONDS
+    )
+
+
 def show_confirmation(data: str | None, now: float) -> Response:
     claim = verified_claim(data, now)
     approval = pending_approval(claim)
     logger.info("confirmation page shown", extra={"approval_id": claim.approval_id, "action": claim.action})
-    return html_response(
-        HTTPStatus.OK, confirmation_page(approval.evidence, claim.action, iso_utc(claim.expires_at))
+    page = confirmation_page(
+        approval.evidence, claim.action, iso_utc(claim.expires_at), predictions_url(approval.evidence)
     )
+    return html_response(HTTPStatus.OK, page)
 
 
 @tracer.capture_method(capture_response=False)

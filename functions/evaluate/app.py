@@ -19,18 +19,15 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 ARTIFACT_BUCKET = os.environ["ARTIFACT_BUCKET"]
-PREDICTIONS_URL_SECONDS = 7 * 24 * 3600
 # InvokeEndpoint accepts at most 6 MB; stay well below it.
 MAX_INVOKE_BYTES = 5 * 1024 * 1024
 
 logger = Logger()
 tracer = Tracer()
-# SigV4 so the presigned predictions link is accepted in every region and honours its 7-day expiry.
-s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
+s3 = boto3.client("s3")
 sagemaker = boto3.client("sagemaker")
 runtime = boto3.client("sagemaker-runtime")
 
@@ -271,9 +268,6 @@ def evaluate(event: dict[str, Any]) -> dict[str, Any]:
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
     report_uri = write_report(transform_job, report)
-    predictions_url = s3.generate_presigned_url(
-        "get_object", Params={"Bucket": bucket, "Key": keys[0]}, ExpiresIn=PREDICTIONS_URL_SECONDS
-    )
     logger.info(
         "evaluated",
         extra={
@@ -286,7 +280,9 @@ def evaluate(event: dict[str, Any]) -> dict[str, Any]:
     return {
         **result,
         "report_uri": report_uri,
-        "predictions_url": predictions_url,
+        # Not a presigned link: one signed here would expire with this function's session credentials,
+        # hours before the approval does. The approval page presigns this object each time it opens.
+        "predictions_object": f"s3://{bucket}/{keys[0]}",
         "champion": champion,
         "training_metrics": training_metrics(event.get("model_data")),
     }

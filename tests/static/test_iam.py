@@ -200,11 +200,13 @@ def test_function_policies_are_least_privilege(app):
     assert set(response) == {
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
+        "s3:GetObject",
         "secretsmanager:GetSecretValue",
         "states:SendTaskSuccess",
         "states:SendTaskFailure",
     }
     assert response["states:SendTaskSuccess"] == [STATE_MACHINE_ARN]
+    assert response["s3:GetObject"] == ["${ArtifactBucket.Arn}/transform/*"]  # presigned predictions
     evaluate = grants("EvaluateFunction")
     assert evaluate["s3:PutObject"] == ["${ArtifactBucket.Arn}/evaluation/*"]
     assert evaluate["sagemaker:InvokeEndpoint"] == [ENDPOINT_ARN]
