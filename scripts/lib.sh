@@ -139,8 +139,9 @@ ensure_browser() {
   local root
   root=$(repo_root)
   if ! "$root/.venv/bin/python" "$root/tests/browser/browsers.py" 2>/dev/null; then
-    if have_apt && apt-cache show chromium 2>/dev/null | grep -q '^Package: chromium$' &&
-      ! apt-cache show chromium 2>/dev/null | grep -qi 'snap'; then
+    local info=""
+    have_apt && info=$(apt-cache show chromium 2>/dev/null || true)
+    if [[ $info == *"Package: chromium"* && $info != *[Ss]nap* ]]; then
       ensure_apt chromium
     else
       echo "==> playwright install chromium" >&2

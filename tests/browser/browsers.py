@@ -41,10 +41,11 @@ def playwright_chromium() -> str | None:
     """Where Playwright keeps its own Chromium (it may not be downloaded)."""
     try:
         from playwright.sync_api import sync_playwright
-    except ImportError:
+
+        with sync_playwright() as playwright:
+            return playwright.chromium.executable_path
+    except Exception:  # no playwright, or its driver cannot start here (e.g. a library it needs is missing)
         return None
-    with sync_playwright() as playwright:
-        return playwright.chromium.executable_path
 
 
 def _real_binary(path: str | None) -> bool:
