@@ -1,6 +1,8 @@
 """``mlops`` subcommands that set up a real AWS account; scripts/bootstrap runs them in order.
 
     mlops aws-identity                        who and where the AWS credentials are (clear error if none)
+    mlops check-quotas --config C --config-env E
+                                              SageMaker instance quotas for the instance types the stack uses
     mlops github-stack-parameters --stack S --project P
                                               account-wide choices for infra/github-oidc.yaml
     mlops upload-data --stack S               the iris train/test split into the app stack's bucket
@@ -15,8 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +141,97 @@ def upload_data(session, stack_name: str, prefix: str = "data") -> str:
     return f"s3://{bucket}/{prefix}"
 
 
+def stack_parameters(config: Path, config_env: str) -> dict[str, str]:
+    """The app stack's parameters as `sam deploy` will pass them: the template's defaults, then the
+    parameter_overrides of infra/samconfig.toml's environment."""
+    from .local.template import Template
+
+    try:
+        settings = tomllib.loads(Path(config).read_text()).get(config_env)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise AwsSetupError(f"cannot read {config}: {exc}") from exc
+    if settings is None:
+        raise AwsSetupError(f"{config} has no [{config_env}] environment")
+    overrides = settings.get("deploy", {}).get("parameters", {}).get("parameter_overrides", "")
+    pairs = shlex.split(overrides) if isinstance(overrides, str) else list(overrides)
+    return {**Template().parameter_defaults(), **dict(pair.split("=", 1) for pair in pairs)}
+
+
+@dataclass(frozen=True)
+class InstanceNeed:
+    quota: str  # the Service Quotas name, e.g. "ml.m5.large for training job usage"
+    count: int
+    why: str
+
+
+def instance_needs(parameters: dict[str, str]) -> list[InstanceNeed]:
+    """The SageMaker instances a release on this stack runs at once, per quota."""
+    endpoint = int(parameters["EndpointInstanceCount"])
+    return [
+        InstanceNeed(
+            f"{parameters['TrainingInstanceType']} for training job usage",
+            int(parameters["TrainingInstanceCount"]),
+            "training (TrainingInstanceCount)",
+        ),
+        InstanceNeed(
+            f"{parameters['TransformInstanceType']} for transform job usage",
+            int(parameters["TransformInstanceCount"]),
+            "the batch evaluation (TransformInstanceCount)",
+        ),
+        InstanceNeed(
+            f"{parameters['EndpointInstanceType']} for endpoint usage",
+            2 * endpoint,
+            f"the endpoint ({endpoint} instance(s); a blue/green update runs the old and the new fleet side "
+            "by side)",
+        ),
+    ]
+
+
+def _sagemaker_quotas(client, operation: str) -> dict[str, dict[str, Any]]:
+    pages = client.get_paginator(operation).paginate(ServiceCode="sagemaker")
+    return {quota["QuotaName"]: quota for page in pages for quota in page["Quotas"]}
+
+
+def check_instance_quotas(client, needs: list[InstanceNeed], region: str) -> list[dict[str, Any]]:
+    """Each need against the account's SageMaker quota; an AwsSetupError naming each quota to request.
+
+    ListServiceQuotas answers only the quotas applied to the account; one never raised keeps AWS's default,
+    which is 0 for many ml.* instance types in a new account.
+    """
+    quotas = _sagemaker_quotas(client, "list_service_quotas")
+    if any(need.quota not in quotas for need in needs):
+        defaults = _sagemaker_quotas(client, "list_aws_default_service_quotas")
+        quotas = {**defaults, **quotas}
+    checked, problems = [], []
+    for need in needs:
+        quota = quotas.get(need.quota)
+        if quota is None:
+            problems.append(
+                f"there is no SageMaker quota named {need.quota!r} in {region}: is the instance type offered "
+                "there? Choose another one in infra/samconfig.toml"
+            )
+            continue
+        value = quota["Value"]
+        checked.append(
+            {"quota": need.quota, "code": quota["QuotaCode"], "value": value, "needed": need.count}
+        )
+        if value < need.count:
+            problems.append(
+                f"{need.quota} is {value:g} in {region}; {need.why} needs {need.count}. Request it with\n"
+                f"    aws service-quotas request-service-quota-increase --service-code sagemaker "
+                f"--quota-code {quota['QuotaCode']} --desired-value {need.count} --region {region}"
+            )
+    if problems:
+        raise AwsSetupError(
+            "the account's SageMaker quotas do not cover the instances the stack uses (new accounts start at 0 "
+            "for many ml.* types; increases can take a day):\n  - "
+            + "\n  - ".join(problems)
+            + "\nOr choose instance types the account has quota for (TrainingInstanceType, "
+            "TransformInstanceType, EndpointInstanceType in infra/samconfig.toml)."
+        )
+    return checked
+
+
 def github_settings(session, app_stack: str, github_stack: str) -> dict[str, str]:
     cloudformation = session.client("cloudformation")
     app, access = stack_outputs(cloudformation, app_stack), stack_outputs(cloudformation, github_stack)
@@ -158,6 +254,15 @@ def _print(value: Any) -> None:
 
 def _identity_command(args: argparse.Namespace) -> int:
     _print(aws_identity(_session()))
+    return 0
+
+
+def _check_quotas_command(args: argparse.Namespace) -> int:
+    session = _session()
+    if not session.region_name:
+        raise AwsSetupError("no AWS region: set AWS_REGION (or a region in your AWS profile) and run again")
+    needs = instance_needs(stack_parameters(Path(args.config), args.config_env))
+    _print(check_instance_quotas(session.client("service-quotas"), needs, session.region_name))
     return 0
 
 
@@ -191,6 +296,15 @@ def add_commands(subparsers) -> None:
         "aws-identity", help="print the AWS account, caller and region; exit 2 with advice when not logged in"
     )
     identity.set_defaults(func=_identity_command)
+
+    quotas = subparsers.add_parser(
+        "check-quotas",
+        help="check the account's SageMaker quotas for the training, transform and endpoint instances the "
+        "app stack's parameters name; exit 2 naming each quota to request",
+    )
+    quotas.add_argument("--config", default="infra/samconfig.toml", help="the SAM CLI config file")
+    quotas.add_argument("--config-env", default="default", help="its environment (default: default)")
+    quotas.set_defaults(func=_check_quotas_command)
 
     parameters = subparsers.add_parser(
         "github-stack-parameters",

@@ -6,10 +6,20 @@ import json
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from mlops import aws_cli
-from mlops.aws_cli import AwsSetupError, aws_identity, github_settings, github_stack_parameters, upload_data
+from mlops.aws_cli import (
+    AwsSetupError,
+    aws_identity,
+    check_instance_quotas,
+    github_settings,
+    github_stack_parameters,
+    instance_needs,
+    stack_parameters,
+    upload_data,
+)
 
 REGION = "eu-west-1"
 
@@ -174,3 +184,104 @@ def test_github_settings_come_from_both_stacks(aws, capsys):
 def test_the_command_line_exits_2_with_the_advice(aws, capsys):
     assert aws_cli.main(["upload-data", "--stack", "nope"]) == 2
     assert "deploy it first" in capsys.readouterr().err
+
+
+# --- SageMaker instance quotas (moto has no SageMaker quotas: AWS's answers are stubbed) -------------------
+
+DEFAULTS = {
+    "TrainingInstanceType": "ml.m5.large",
+    "TrainingInstanceCount": "1",
+    "TransformInstanceType": "ml.m5.large",
+    "TransformInstanceCount": "1",
+    "EndpointInstanceType": "ml.t2.medium",
+    "EndpointInstanceCount": "1",
+}
+
+
+def _quota(name: str, code: str, value: float) -> dict:
+    return {"ServiceCode": "sagemaker", "QuotaName": name, "QuotaCode": code, "Value": value}
+
+
+def _quotas_client(applied: list[dict], defaults: list[dict] | None = None):
+    client = boto3.client("service-quotas", region_name=REGION)
+    stub = Stubber(client)
+    stub.add_response("list_service_quotas", {"Quotas": applied}, {"ServiceCode": "sagemaker"})
+    if defaults is not None:
+        stub.add_response(
+            "list_aws_default_service_quotas", {"Quotas": defaults}, {"ServiceCode": "sagemaker"}
+        )
+    stub.activate()
+    return client, stub
+
+
+def test_instances_within_their_quotas_pass(aws):
+    client, stub = _quotas_client(
+        [
+            _quota("ml.m5.large for training job usage", "L-TRAIN", 2),
+            _quota("ml.m5.large for transform job usage", "L-TRANSFORM", 1),
+            _quota("ml.t2.medium for endpoint usage", "L-ENDPOINT", 2),
+        ]
+    )
+    checked = check_instance_quotas(client, instance_needs(DEFAULTS), REGION)
+    stub.assert_no_pending_responses()
+    assert {(c["quota"], c["value"], c["needed"]) for c in checked} == {
+        ("ml.m5.large for training job usage", 2, 1),
+        ("ml.m5.large for transform job usage", 1, 1),
+        ("ml.t2.medium for endpoint usage", 2, 2),
+    }
+
+
+def test_a_new_accounts_zero_quota_stops_naming_the_quota_and_the_request(aws):
+    # Quotas never raised are not among the applied ones: their value is the default, 0 in new accounts.
+    client, stub = _quotas_client(
+        [_quota("ml.t2.medium for endpoint usage", "L-ENDPOINT", 2)],
+        defaults=[
+            _quota("ml.m5.large for training job usage", "L-TRAIN", 0),
+            _quota("ml.m5.large for transform job usage", "L-TRANSFORM", 0),
+            _quota("ml.m5.large for endpoint usage", "L-OTHER", 0),
+        ],
+    )
+    with pytest.raises(AwsSetupError) as raised:
+        check_instance_quotas(client, instance_needs(DEFAULTS), REGION)
+    stub.assert_no_pending_responses()
+    message = str(raised.value)
+    assert "ml.m5.large for training job usage is 0" in message
+    assert "ml.m5.large for transform job usage is 0" in message
+    assert (
+        "aws service-quotas request-service-quota-increase --service-code sagemaker --quota-code L-TRAIN "
+        f"--desired-value 1 --region {REGION}"
+    ) in message
+    assert "endpoint usage" not in message
+
+
+def test_the_endpoint_needs_room_for_the_old_and_the_new_fleet_of_an_update(aws):
+    client, _ = _quotas_client(
+        [
+            _quota("ml.m5.large for training job usage", "L-TRAIN", 1),
+            _quota("ml.m5.large for transform job usage", "L-TRANSFORM", 1),
+            _quota("ml.t2.medium for endpoint usage", "L-ENDPOINT", 1),
+        ]
+    )
+    with pytest.raises(AwsSetupError, match=r"ml.t2.medium for endpoint usage is 1.*needs 2"):
+        check_instance_quotas(client, instance_needs(DEFAULTS), REGION)
+
+
+def test_an_instance_type_the_region_does_not_offer_is_named(aws):
+    client, _ = _quotas_client([], defaults=[])
+    with pytest.raises(AwsSetupError, match=r"no SageMaker quota named 'ml.m5.large for training job usage'"):
+        check_instance_quotas(client, instance_needs(DEFAULTS), REGION)
+
+
+def test_the_instances_come_from_samconfig_over_the_templates_defaults(tmp_path):
+    config = tmp_path / "samconfig.toml"
+    config.write_text(
+        "version = 0.1\n[default.deploy.parameters]\n"
+        'parameter_overrides = "ProjectName=\\"mlops-iris\\" TrainingInstanceType=\\"ml.c5.xlarge\\" '
+        'EndpointInstanceCount=\\"3\\""\n'
+    )
+    needs = {need.quota: need.count for need in instance_needs(stack_parameters(config, "default"))}
+    assert needs == {
+        "ml.c5.xlarge for training job usage": 1,
+        "ml.m5.large for transform job usage": 1,
+        "ml.t2.medium for endpoint usage": 6,
+    }
