@@ -16,6 +16,9 @@ BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 DEFAULT_BASE_DIR = "/opt/ml"
 PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 DEFAULT_PORT = 8080
+# SageMaker reaches the container on 0.0.0.0:8080; a server started on a person's machine listens on loopback.
+BIND_HOST_ENV = "MODEL_SERVER_BIND_HOST"
+DEFAULT_BIND_HOST = "0.0.0.0"  # noqa: S104 - SageMaker's contract: the platform connects from outside
 WORKERS_ENV = "MODEL_SERVER_WORKERS"
 TIMEOUT_ENV = "MODEL_SERVER_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 60
@@ -102,6 +105,10 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
 
 def server_port(environ: Mapping[str, str] | None = None) -> int:
     return _positive_int(os.environ if environ is None else environ, PORT_ENV, DEFAULT_PORT)
+
+
+def bind_host(environ: Mapping[str, str] | None = None) -> str:
+    return (os.environ if environ is None else environ).get(BIND_HOST_ENV, "").strip() or DEFAULT_BIND_HOST
 
 
 def available_cpus() -> int:

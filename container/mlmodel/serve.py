@@ -85,11 +85,11 @@ def create_app(model_dir: str | Path | None = None) -> Flask:
     return app
 
 
-def gunicorn_argv(port: int, workers: int, timeout: int) -> list[str]:
+def gunicorn_argv(port: int, workers: int, timeout: int, host: str = contract.DEFAULT_BIND_HOST) -> list[str]:
     argv = [
         "gunicorn",
         "--bind",
-        f"0.0.0.0:{port}",
+        f"{host}:{port}",
         "--workers",
         str(workers),
         "--worker-class",
@@ -118,6 +118,7 @@ def gunicorn_argv(port: int, workers: int, timeout: int) -> list[str]:
 def main() -> int:
     try:
         port = contract.server_port()
+        host = contract.bind_host()
         workers = contract.server_workers()
         timeout = contract.server_timeout()
     except ValueError as error:
@@ -125,9 +126,9 @@ def main() -> int:
         return contract.EXIT_USER_ERROR
     if who := contract.drop_privileges():  # serve only reads the model
         print(f"serve: {who}", flush=True)
-    print(f"serve: gunicorn on 0.0.0.0:{port}, {workers} workers, timeout {timeout} s", flush=True)
+    print(f"serve: gunicorn on {host}:{port}, {workers} workers, timeout {timeout} s", flush=True)
     # gunicorn's master runs in this process, so it receives SageMaker's SIGTERM directly, and the workers it
     # forks start with this package, Flask and numpy already imported.
-    sys.argv = gunicorn_argv(port, workers, timeout)
+    sys.argv = gunicorn_argv(port, workers, timeout, host)
     WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn").run()
     return contract.EXIT_UNEXPECTED  # not reached: the master exits through SystemExit

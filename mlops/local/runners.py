@@ -121,6 +121,8 @@ class ProcessRunner:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(extra)
         env[contract.BASE_DIR_ENV] = str(base)
+        # On this machine, not SageMaker's network: only this machine may reach the model server.
+        env.setdefault(contract.BIND_HOST_ENV, "127.0.0.1")
         return env
 
     def _argv(
@@ -190,6 +192,8 @@ class ImageRunner(ProcessRunner):
         if program == "serve":  # as on SageMaker, the server may read the model but not change it
             model_dir = contract.Paths(base).model_dir
             mounts[str(model_dir)] = f"{contract.Paths(Path(contract.DEFAULT_BASE_DIR)).model_dir}:ro"
+        # Host networking: the image's 0.0.0.0 (SageMaker's contract) would be every interface of this machine.
+        env = {contract.BIND_HOST_ENV: "127.0.0.1", **env}
         # Variables go into the container with --env; the engine itself runs in this process's environment.
         return images.run_args(self.image_for_uri(image), program, mounts=mounts, env=env), None
 

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from mlmodel.contract import (
     Paths,
 )
 
-from mlops.local.runners import ModelServer, free_port
+from mlops.local.runners import ModelServer, ProcessRunner, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -273,5 +274,27 @@ def test_sigterm_drains_and_exits_0_within_seconds(trained, tmp_path):
         server.process.send_signal(signal.SIGTERM)
         assert server.process.wait(timeout=10) == 0
         assert time.monotonic() - started < 10
+    finally:
+        server.stop()
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses listening on `port` (Linux's /proc/net/tcp: state 0A is LISTEN)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+def test_a_model_server_started_on_this_machine_listens_on_loopback_only(trained, tmp_path):
+    base, result = trained
+    assert result.returncode == 0
+    server = ProcessRunner().serve("local", base, tmp_path / "serve.log")
+    try:
+        server.wait_ready()
+        assert _listening_addresses(server.port) == {"127.0.0.1"}
     finally:
         server.stop()
