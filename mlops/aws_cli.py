@@ -3,6 +3,8 @@
     mlops aws-identity                        who and where the AWS credentials are (clear error if none)
     mlops check-quotas --config C --config-env E
                                               SageMaker instance quotas for the instance types the stack uses
+    mlops check-on-main COMMIT [--main origin/main]
+                                              refuse a commit that is not part of main's history (release.yml)
     mlops github-stack-parameters --stack S --project P
                                               account-wide choices for infra/github-oidc.yaml
     mlops upload-data --stack S               the iris train/test split into the app stack's bucket
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import tomllib
@@ -232,6 +235,40 @@ def check_instance_quotas(client, needs: list[InstanceNeed], region: str) -> lis
     return checked
 
 
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+
+
+def _resolve_commit(ref: str) -> str | None:
+    done = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def check_on_main(ref: str, main: str = "origin/main") -> str:
+    """The commit `ref` names, if it is part of `main`'s history; else a ReleaseError saying why not.
+
+    The release role trusts the main branch: a release started by hand with another ref must not ship a
+    commit nobody merged there."""
+    commit = _resolve_commit(ref)
+    if commit is None:
+        raise ReleaseError(f"{ref} is not a commit in this checkout")
+    main_commit = _resolve_commit(main)
+    if main_commit is None:
+        raise ReleaseError(
+            f"{main} is not in this checkout: fetch main's history first (actions/checkout with fetch-depth: 0)"
+        )
+    done = _git("merge-base", "--is-ancestor", commit, main_commit)
+    if done.returncode == 1:
+        raise ReleaseError(
+            f"refused: commit {commit[:12]} is not on {main}. Only commits in main's history are released "
+            "with the role trusted for main: merge it to main first (through a reviewed pull request), or "
+            "pick a commit of main to roll back to"
+        )
+    if done.returncode != 0:
+        raise ReleaseError(f"git merge-base --is-ancestor failed: {done.stderr.strip()}")
+    return commit
+
+
 def github_settings(session, app_stack: str, github_stack: str) -> dict[str, str]:
     cloudformation = session.client("cloudformation")
     app, access = stack_outputs(cloudformation, app_stack), stack_outputs(cloudformation, github_stack)
@@ -263,6 +300,11 @@ def _check_quotas_command(args: argparse.Namespace) -> int:
         raise AwsSetupError("no AWS region: set AWS_REGION (or a region in your AWS profile) and run again")
     needs = instance_needs(stack_parameters(Path(args.config), args.config_env))
     _print(check_instance_quotas(session.client("service-quotas"), needs, session.region_name))
+    return 0
+
+
+def _check_on_main_command(args: argparse.Namespace) -> int:
+    _print({"commit": check_on_main(args.commit, args.main), "on": args.main})
     return 0
 
 
@@ -305,6 +347,17 @@ def add_commands(subparsers) -> None:
     quotas.add_argument("--config", default="infra/samconfig.toml", help="the SAM CLI config file")
     quotas.add_argument("--config-env", default="default", help="its environment (default: default)")
     quotas.set_defaults(func=_check_quotas_command)
+
+    on_main = subparsers.add_parser(
+        "check-on-main",
+        help="exit 0 if COMMIT is part of main's history, else exit 2 saying why (the release workflow runs "
+        "it before it assumes the role trusted for main)",
+    )
+    on_main.add_argument("commit", help="a commit, tag or branch of this checkout")
+    on_main.add_argument(
+        "--main", default="origin/main", help="main's ref in this checkout (default: origin/main)"
+    )
+    on_main.set_defaults(func=_check_on_main_command)
 
     parameters = subparsers.add_parser(
         "github-stack-parameters",

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from policy_checks import (
+    ASSUMES_ROLE,
     ENDPOINT_ARN,
     EXECUTIONS_ARN,
     INFRA,
@@ -532,3 +533,14 @@ def test_an_environment_dump_in_the_buildspec_is_reported(dump: str):
 @pytest.mark.parametrize("harmless", ["set -euo pipefail", 'echo "$ENVIRONMENT"', "aws ecr describe-images"])
 def test_commands_that_only_look_like_a_dump_are_not_reported(harmless: str):
     assert buildspec_findings({"phases": {"build": {"commands": [harmless]}}}) == []
+
+
+def test_release_workflow_refuses_a_commit_that_is_not_on_main_before_it_assumes_the_role(release_workflow):
+    steps = release_workflow["jobs"]["release"]["steps"]
+    # Ancestry needs main's history, not a one-commit checkout.
+    assert steps[0]["uses"].startswith("actions/checkout@") and steps[0]["with"]["fetch-depth"] == 0
+    check = next(i for i, s in enumerate(steps) if "mlops check-on-main" in s.get("run", ""))
+    credentials = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith(ASSUMES_ROLE))
+    assert check < credentials
+    assert "if" not in steps[check]  # a push to main is checked too: it costs nothing and cannot be skipped
+    assert steps[check]["env"]["COMMIT"] == "${{ steps.commit.outputs.sha }}"
