@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -139,3 +140,26 @@ def test_bad_hyperparameter_in_the_image_writes_the_failure_file(image, ml_dir):
     )
     assert result.returncode == 1
     assert "hyperparameter criterion='mse' is invalid" in Paths(ml_dir).failure_file.read_text()
+
+
+def test_an_image_whose_user_is_not_root_cannot_train_under_sagemakers_mounts(image, ml_dir, tmp_path):
+    """The defect the image had: `USER 1000` and a root-owned /opt/ml, as SageMaker mounts it."""
+    context = tmp_path / "context"
+    shutil.copytree(images.CONTAINER_DIR, context)
+    with (context / "Dockerfile").open("a") as dockerfile:
+        dockerfile.write("USER 1000:1000\n")
+    non_root = f"{TAG}-non-root"
+    images.build_image(non_root, context=context, quiet=True)
+    try:
+        result = subprocess.run(
+            images.run_args(non_root, "train", base_dir=ml_dir),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        subprocess.run(images.engine().argv("rmi", non_root), capture_output=True, check=False)
+    assert result.returncode != 0
+    assert "Permission denied: '/opt/ml/model'" in result.stdout + result.stderr
+    assert not Paths(ml_dir).failure_file.exists()  # it could not even say why: SageMaker shows the exit code
