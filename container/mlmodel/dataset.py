@@ -84,6 +84,8 @@ def _parse_line(line: str, file: str, line_number: int, n_features: int | None) 
     row = []
     for column, text in enumerate(values, start=2):
         try:
+            if "_" in text:  # float() reads "1_0" as 10: a CSV number has no digit separators
+                raise ValueError(text)
             value = float(text)
         except ValueError:
             hint = " (the files must have no header row)" if line_number == 1 else ""

@@ -111,6 +111,8 @@ def _parse_general(body: bytes, n_features: int) -> np.ndarray | None:
     fields_per_row = [line.count(b",") for line in body.split(b"\n")]
     if any(count != n_features - 1 for count in fields_per_row):
         return None
+    if b"_" in body:  # float() and numpy read "1_0" as 10: a CSV number has no digit separators
+        return None
     try:
         flat = np.array(body.replace(b"\n", b",").split(b","), dtype=np.float64)
     except ValueError:
@@ -131,6 +133,8 @@ def _parse_row(line: bytes, number: int, n_features: int) -> list[float]:
     values = []
     for position, field in enumerate(fields, start=1):
         try:
+            if b"_" in field:
+                raise ValueError(field)
             value = float(field)
         except ValueError:
             raise InvalidPayload(

@@ -125,6 +125,9 @@ def test_empty_body_is_rejected(body):
         (b"1,2,3,4\n1,2,-Infinity,4", 2, "row 2 value 3 '-Infinity' is not a finite number"),
         (b"1,2,3,4\n1,2,3,1e999", 2, "row 2 value 4 '1e999' is not a finite number"),
         (b"1,2,3,4\n1,2,3,\xff\xfe", 2, "row 2 value 4"),
+        (b"1_0,2,3,4", 1, "row 1 value 1 '1_0' is not a number"),  # Python's float() would read 10
+        (b"1,2,3,4\n1,2,3,4_5", 2, "row 2 value 4 '4_5' is not a number"),
+        ("1,2,3,\uff14.5".encode(), 1, "row 1 value 4 '\uff14.5' is not a number"),  # a full-width digit
     ],
 )
 def test_bad_row_is_named_by_its_1_based_number(body, row, message):

@@ -72,6 +72,7 @@ def test_every_csv_in_the_channel_is_read(base):
     [
         ("setosa,1,2,3,4\nsetosa,1,2,3\n", "a.csv line 2: expected a label and 4 features, found 3"),
         ("setosa,1,2,x,4\n", "a.csv line 1: column 4 'x' is not a number"),
+        ("setosa,1,2,3,4\nsetosa,1,2_0,3,4\n", "a.csv line 2: column 3 '2_0' is not a number"),
         (
             "label,f1,f2,f3,f4\nsetosa,1,2,3,4\n",
             "line 1: column 2 'f1' is not a number (the files must have no header",
