@@ -7,6 +7,7 @@ import gc
 import json
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -75,6 +76,10 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
         work_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ReleaseError(f"--work-dir {work_dir}: cannot create it ({error.strerror})") from error
+    try:  # an existing folder may still refuse writes (a read-only mount, another user's folder)
+        tempfile.TemporaryFile(dir=work_dir).close()
+    except OSError as error:
+        raise ReleaseError(f"--work-dir {work_dir}: cannot write there ({error.strerror})") from error
     definition = Path(args.definition).resolve() if args.definition else None
     if definition and not definition.is_file():
         raise ReleaseError(f"--definition {definition} does not exist")
@@ -126,6 +131,7 @@ def _print_summary(summary: dict, out, serving: bool) -> None:
         out.write(
             f"  endpoint  {summary['endpoint_name']}\n  API       {summary['api_url']}\n"
             f"  mail      {summary['outbox']}\n  local AWS {summary['aws_endpoint_url']}\n"
+            f"  work dir  {summary['work_dir']} (kept: its mail, logs and job files are this run's record)\n"
             f"  {'try it:' if serving else 'asked: '}   {summary['curl']}\n  answer:   {summary['prediction']}\n"
         )
         if not serving:
@@ -134,7 +140,8 @@ def _print_summary(summary: dict, out, serving: bool) -> None:
     else:
         out.write(
             f"  failed at {summary.get('failed_state')}: {summary.get('error')}\n"
-            f"  cause:    {summary.get('cause')}\n  mail:     {summary['outbox']}\n\n"
+            f"  cause:    {summary.get('cause')}\n  mail:     {summary['outbox']}\n"
+            f"  work dir: {summary['work_dir']} (logs/ has the functions' and the local AWS's logs)\n\n"
         )
     out.flush()
 

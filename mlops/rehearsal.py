@@ -221,6 +221,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         "endpoint_name": stack.endpoint_name,
         "api_url": stack.api_url,
         "outbox": str(stack.outbox.folder),
+        "work_dir": str(stack.work_dir),
         "aws_endpoint_url": stack.endpoint_url,
         "state_machine_arn": stack.state_machine_arn,
         "runner": stack.runner.name,

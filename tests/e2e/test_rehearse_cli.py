@@ -47,6 +47,8 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
         assert summary is not None, stderr_so_far()
         assert summary["status"] == "SUCCEEDED"
         assert summary["prediction"] == {"result": "setosa"}
+        assert summary["work_dir"] == str(tmp_path / "work")
+        assert f"work dir  {tmp_path / 'work'} (kept" in stderr_so_far()
         states = summary["states"]
         assert states[:3] == ["Configure", "TrainingDistribution", "ReplicateTrainingData"]  # one instance
         assert states.index("Train") < states.index("RegisterModel") < states.index("CreateModel")
@@ -191,6 +193,8 @@ def test_a_release_still_running_at_the_timeout_says_where_it_waits(rehearse):
             "--parameter ApprovalTimeoutSeconds='soon': must be a number",
         ),
         (("--work-dir", "/proc/no-such-dir"), "--work-dir /proc/no-such-dir: cannot create it"),
+        # A folder that exists but takes no files (sysfs is read-only, for root too).
+        (("--work-dir", "/sys/kernel"), "--work-dir /sys/kernel: cannot write there"),
     ],
 )
 def test_a_bad_option_value_is_named_before_anything_starts(mlops_cli, args, message):
