@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import itertools
+import os
 import re
 import threading
 from email.message import EmailMessage
@@ -30,7 +31,10 @@ class Outbox:
         slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")[:60] or "message"
         with self._lock:
             path = self.folder / f"{next(self._counter):03d}-{slug}.eml"
-        path.write_bytes(raw)
+        # Whole or not at all: whoever watches the folder (the approver, a person) never reads half a mail.
+        partial = path.with_name(path.name + ".part")
+        partial.write_bytes(raw)
+        os.replace(partial, path)
         return path
 
     def write_text_mail(self, sender: str, to: list[str], subject: str, body: str) -> Path:
