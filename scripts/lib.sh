@@ -138,6 +138,8 @@ ensure_apt() {
 ensure_browser() {
   local root
   root=$(repo_root)
+  # Playwright's driver is a Node.js binary that needs libatomic, which minimal Debian systems lack.
+  if have_apt; then ensure_apt libatomic1; fi
   if ! "$root/.venv/bin/python" "$root/tests/browser/browsers.py" 2>/dev/null; then
     local info=""
     have_apt && info=$(apt-cache show chromium 2>/dev/null || true)

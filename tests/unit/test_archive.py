@@ -15,8 +15,8 @@ from mlops.local import archive
 def extract(request, monkeypatch):
     if request.param == "checks by hand":
         monkeypatch.delattr(tarfile, "data_filter", raising=False)
-    else:
-        assert hasattr(tarfile, "data_filter"), "this interpreter has no data filter to compare with"
+    elif not hasattr(tarfile, "data_filter"):
+        pytest.skip("this Python (before 3.11.4) has no data filter: the checks by hand are what runs here")
 
     def run(members, dest):
         with tarfile.open(fileobj=tar_of(members)) as tar:
