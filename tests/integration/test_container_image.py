@@ -62,6 +62,24 @@ def ml_dir(tmp_path) -> Path:
     return paths.base
 
 
+def test_the_image_path_finds_the_programs_and_the_system(image):
+    # An image built on a base without PATH (an imported root filesystem) ends up with "/opt/program:
+    # /opt/venv/bin:" only, and the engine then cannot find `train`: say so instead of a bare exec error.
+    env = json.loads(
+        subprocess.run(
+            images.engine().argv("image", "inspect", "--format", "{{json .Config.Env}}", image),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    path = next((entry.split("=", 1)[1] for entry in env if entry.startswith("PATH=")), "")
+    assert {"/opt/program", "/opt/venv/bin", "/usr/bin", "/bin"} <= set(path.split(":")), (
+        f"the image's PATH is {path!r}: its base image {images.engine().base_image} sets no PATH "
+        "(rebuild the local base: podman rmi it and run scripts/build_image)"
+    )
+
+
 def test_image_adds_little_to_its_base(image):
     added = images.image_size_bytes(image) - images.image_size_bytes(images.engine().base_image)
     print(f"image {images.image_size_bytes(image) / 1e6:.0f} MB, {added / 1e6:.0f} MB over the base")
