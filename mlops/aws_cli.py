@@ -345,7 +345,7 @@ def add_commands(subparsers) -> None:
         "app stack's parameters name; exit 2 naming each quota to request",
     )
     quotas.add_argument("--config", default="infra/samconfig.toml", help="the SAM CLI config file")
-    quotas.add_argument("--config-env", default="default", help="its environment (default: default)")
+    quotas.add_argument("--config-env", default="default", help="its environment")
     quotas.set_defaults(func=_check_quotas_command)
 
     on_main = subparsers.add_parser(
@@ -354,9 +354,7 @@ def add_commands(subparsers) -> None:
         "it before it assumes the role trusted for main)",
     )
     on_main.add_argument("commit", help="a commit, tag or branch of this checkout")
-    on_main.add_argument(
-        "--main", default="origin/main", help="main's ref in this checkout (default: origin/main)"
-    )
+    on_main.add_argument("--main", default="origin/main", help="main's ref in this checkout")
     on_main.set_defaults(func=_check_on_main_command)
 
     parameters = subparsers.add_parser(
@@ -366,22 +364,31 @@ def add_commands(subparsers) -> None:
     )
     parameters.add_argument("--stack", required=True, help="the github-oidc stack's name")
     parameters.add_argument("--project", required=True, help="ProjectName, also the image repository's name")
-    parameters.add_argument("--format", choices=["json", "overrides"], default="json")
+    parameters.add_argument(
+        "--format",
+        choices=["json", "overrides"],
+        default="json",
+        help="a JSON object, or `sam deploy --parameter-overrides` syntax",
+    )
     parameters.set_defaults(func=_github_stack_parameters_command)
 
     data = subparsers.add_parser(
         "upload-data", help="upload the iris train/test split to the app stack's bucket; prints the data URI"
     )
     data.add_argument("--stack", required=True, help="the app stack's name")
-    data.add_argument("--prefix", default="data", help="key prefix under the bucket (default: data)")
+    data.add_argument("--prefix", default="data", help="key prefix under the bucket")
     data.set_defaults(func=_upload_data_command)
 
     settings = subparsers.add_parser(
         "github-settings", help="the repository variables .github/workflows/release.yml reads"
     )
-    settings.add_argument("--app-stack", required=True)
-    settings.add_argument("--github-stack", required=True)
-    settings.add_argument("--format", choices=["json", "gh"], default="json")
+    settings.add_argument("--app-stack", required=True, help="the app stack's name (infra/template.yaml)")
+    settings.add_argument(
+        "--github-stack", required=True, help="the github-oidc stack's name (infra/github-oidc.yaml)"
+    )
+    settings.add_argument(
+        "--format", choices=["json", "gh"], default="json", help="a JSON object, or `gh variable set` lines"
+    )
     settings.set_defaults(func=_github_settings_command)
 
 

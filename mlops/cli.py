@@ -239,7 +239,7 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlops", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__, formatter_class=_HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     rehearse = commands.add_parser(
@@ -252,18 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--approve",
         choices=["click", "manual", "reject"],
         default="click",
-        help="click: follow the mail's Approve link over HTTP (default); manual: print the "
-        "link and wait for you; reject: click Reject",
+        help="click: follow the mail's Approve link over HTTP; manual: print the link and wait for you; "
+        "reject: click Reject",
     )
     rehearse.add_argument(
         "--runner",
         choices=["process", "image"],  # mlops.local.runners.RUNNERS (not imported here: start-up time)
         default="process",
-        help="run the container programs as processes (default), or inside the model image built from "
+        help="run the container programs as processes, or inside the model image built from "
         "container/ with Docker when its daemon answers, else podman (MLOPS_IMAGE_ENGINE=docker|podman "
         "chooses)",
     )
-    rehearse.add_argument("--definition", help="an ASL file to run instead of statemachine/mlops.asl.json")
+    rehearse.add_argument(
+        "--definition", metavar="FILE", help="an ASL file to run instead of statemachine/mlops.asl.json"
+    )
     rehearse.add_argument(
         "--serve",
         action="store_true",
@@ -284,7 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a template parameter, e.g. MinAccuracy=0.95",
     )
     rehearse.add_argument(
-        "--releases", type=_positive(int), default=1, help="release N times against the same local AWS"
+        "--releases",
+        type=_positive(int),
+        default=1,
+        metavar="N",
+        help="release N times against the same local AWS",
     )
     rehearse.add_argument(
         "--fault",
@@ -297,12 +303,21 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument(
         "--stages",
         default="staging",
+        metavar="STAGE,STAGE",
         help="release to staging, then promote the approved model package to the next stages, e.g. staging,prod",
     )
     rehearse.add_argument(
-        "--timeout", type=_positive(float), default=600.0, help="seconds to wait for each release"
+        "--timeout",
+        type=_positive(float),
+        default=600.0,
+        metavar="SECONDS",
+        help="how long each release may run; past it the execution is stopped (ABORTED)",
     )
-    rehearse.add_argument("--work-dir", help="where mail, jobs and logs go (default: a new temporary folder)")
+    rehearse.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="where mail, jobs and logs go; kept after the run (by default a new temporary folder)",
+    )
     rehearse.set_defaults(func=_rehearse)
 
     release = commands.add_parser(
@@ -311,12 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Starts the release state machine for a commit-tagged image. Prints a JSON line with the "
         "execution ARN. Exit 2 with advice if that commit and attempt were released already.",
     )
-    release.add_argument("--state-machine-arn", required=True)
+    release.add_argument("--state-machine-arn", required=True, help="the app stack's release state machine")
     release.add_argument("--image-uri", required=True, help="the commit-tagged image in ECR")
     release.add_argument("--commit", required=True, help="full commit SHA")
     release.add_argument("--data-uri", required=True, help="s3://bucket/prefix holding train/ and test/")
-    release.add_argument("--project", default="mlops-iris")
-    release.add_argument("--stage", default="staging", choices=["staging", "prod"])
+    release.add_argument("--project", default="mlops-iris", help="the stack's ProjectName")
+    release.add_argument("--stage", default="staging", choices=["staging", "prod"], help="the stack's Stage")
     release.add_argument(
         "--image-digest",
         default="unknown",
@@ -326,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--attempt", type=_positive(int), default=1, help="the CI run attempt; a rerun needs a new one"
     )
     release.add_argument("--run-id", default="", help="the CI run id, so reruns from new runs never collide")
-    release.add_argument("--hyperparameters", nargs="*", default=[], metavar="NAME=VALUE")
+    release.add_argument(
+        "--hyperparameters", nargs="*", default=[], metavar="NAME=VALUE", help="training hyperparameters"
+    )
     release.set_defaults(func=_release)
 
     promote = commands.add_parser(
@@ -336,10 +353,16 @@ def build_parser() -> argparse.ArgumentParser:
         "answers a smoke test; then starts the prod stack's state machine in promotion mode.",
     )
     promote.add_argument("--state-machine-arn", required=True, help="the prod stack's release state machine")
-    promote.add_argument("--model-package-arn", required=True)
-    promote.add_argument("--project", default="mlops-iris")
-    promote.add_argument("--stage", default="prod", choices=["prod"])
-    promote.add_argument("--staging-endpoint", help="default: <project>-staging")
+    promote.add_argument(
+        "--model-package-arn",
+        required=True,
+        help="the Approved package serving in staging (its mails name it)",
+    )
+    promote.add_argument("--project", default="mlops-iris", help="the stacks' ProjectName")
+    promote.add_argument("--stage", default="prod", choices=["prod"], help="the stage to promote to")
+    promote.add_argument(
+        "--staging-endpoint", help="the endpoint that must serve the package (<project>-staging)"
+    )
     promote.add_argument(
         "--attempt", type=_positive(int), default=1, help="the CI run attempt; a rerun needs a new one"
     )
@@ -350,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
         "image-exists",
         help="exit 0 if REPOSITORY:TAG is already in ECR (the push is then skipped), 1 if absent, 2 on errors",
     )
-    image_exists.add_argument("repository")
-    image_exists.add_argument("tag")
+    image_exists.add_argument("repository", help="the ECR repository's name")
+    image_exists.add_argument("tag", help="the image tag (the commit SHA)")
     image_exists.set_defaults(func=_image_exists)
 
     add_aws_commands(commands)
@@ -361,9 +384,32 @@ def build_parser() -> argparse.ArgumentParser:
         "definition",
         nargs="?",
         default=str(Path(__file__).resolve().parents[1] / "statemachine" / "mlops.asl.json"),
+        help="an ASL file",
     )
     diagram.set_defaults(func=_diagram)
+    _explain_every_command(commands)
     return parser
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help (unless there is none to speak of); descriptions keep their
+    own line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, [], "", argparse.SUPPRESS) or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _explain_every_command(commands) -> None:
+    """Every subcommand's --help starts with what it does (its one-line help when it has no longer
+    description) and shows defaults."""
+    for command in commands.choices.values():
+        command.formatter_class = _HelpFormatter
+        if not command.description:
+            command.description = next(
+                action.help for action in commands._choices_actions if action.dest == command.prog.split()[-1]
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
