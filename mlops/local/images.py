@@ -221,6 +221,9 @@ def ensure_base_image(tag: str = LOCAL_BASE_IMAGE, *, log: Log = print) -> bool:
                 log(f"{str(error).splitlines()[0].rstrip(':')}; trying once more")
                 _debootstrap(rootfs, mirror, log)
             root = Path(rootfs)
+            # The temporary folder is 0700, and its mode becomes the image's "/": with podman's vfs storage
+            # (podman inside a container) no user but root could then read anything in the image.
+            root.chmod(0o755)
             # TLS to the package index may be re-signed by this host's CA: the build must trust it.
             shutil.copyfile(HOST_CA_BUNDLE, root / HOST_CA_BUNDLE.relative_to("/"))
             for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):

@@ -80,6 +80,21 @@ def test_the_image_path_finds_the_programs_and_the_system(image):
     )
 
 
+def test_the_model_user_can_read_the_images_system_and_programs(image):
+    # A base image whose "/" is 0700 (a root filesystem packed from a temporary folder) works for root and,
+    # with overlay storage, for everyone; with vfs storage (podman inside a container) the model user can
+    # then load nothing, not even libc.
+    command = ("setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "python3", "-c", "import mlmodel")
+    done = subprocess.run(
+        [*images.run_args(image, command[0])[:-2], image, *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"the model user (uid 1000) cannot run python3 in the image: {done.stderr}"
+
+
 def test_image_adds_little_to_its_base(image):
     added = images.image_size_bytes(image) - images.image_size_bytes(images.engine().base_image)
     print(f"image {images.image_size_bytes(image) / 1e6:.0f} MB, {added / 1e6:.0f} MB over the base")

@@ -224,7 +224,7 @@ mkdir -p "$rootfs/etc/ssl/certs"; echo "I: Base system installed successfully."
         "podman": f"""#!/bin/sh
 case "$*" in
   *"image inspect"*|*pull*) exit 1 ;;
-  *import*) echo "$*" > {tmp_path}/import-args.txt; tar -tf - > {tmp_path}/imported.txt ;;
+  *import*) echo "$*" > {tmp_path}/import-args.txt; tar -tvf - > {tmp_path}/imported.txt ;;
 esac
 """,
     }
@@ -245,7 +245,10 @@ esac
         "debootstrap: Base system installed successfully.",
         "base image localhost/base:test ready",
     ]
-    imported = (tmp_path / "imported.txt").read_text().split()
+    listing = (tmp_path / "imported.txt").read_text().splitlines()
+    imported = [line.split()[-1] for line in listing]
+    # The image's "/" is the archive's first entry: readable by the model user, not 0700 like a temp folder.
+    assert listing[0].startswith("drwxr-xr-x") and imported[0] == "./"
     assert (
         "--change=ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         in (tmp_path / "import-args.txt").read_text()
