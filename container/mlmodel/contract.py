@@ -127,13 +127,16 @@ def server_timeout(environ: Mapping[str, str] | None = None) -> int:
     return _positive_int(os.environ if environ is None else environ, TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS)
 
 
-def drop_privileges(writable: Iterable[Path] = (), environ: Mapping[str, str] | None = None) -> str:
+def drop_privileges(
+    writable: Iterable[Path] = (), readable: Iterable[Path] = (), environ: Mapping[str, str] | None = None
+) -> str:
     """Become the image's model user (``MODEL_RUN_AS``) after handing it the directories it writes.
 
     SageMaker starts containers as root and mounts /opt/ml owned by root, so an image whose USER is not root
     cannot write its model or output/failure there. The image therefore starts as root, and each program
     gives up root itself. Outside the image (no MODEL_RUN_AS) or when not root, nothing changes. If a
-    directory cannot be handed over, the program stays root rather than fail a job SageMaker would run.
+    directory cannot be handed over, or something under `readable` (SageMaker's input, whose modes AWS does
+    not document) is closed to the user, the program stays root rather than fail a job SageMaker would run.
     Returns a line for the program's log (empty when nothing was to be done)."""
     environ = os.environ if environ is None else environ
     name = environ.get(RUN_AS_ENV, "")
@@ -143,6 +146,8 @@ def drop_privileges(writable: Iterable[Path] = (), environ: Mapping[str, str] | 
         user = pwd.getpwnam(name)
     except KeyError:
         return f"staying root: the image has no user {name!r} ({RUN_AS_ENV})"
+    if closed := _closed_to(user, readable):
+        return f"staying root: {closed} is not readable by {name}"
     for directory in writable:
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -154,3 +159,22 @@ def drop_privileges(writable: Iterable[Path] = (), environ: Mapping[str, str] | 
     os.setuid(user.pw_uid)
     os.environ["HOME"] = user.pw_dir
     return f"running as {name} (uid {user.pw_uid})"
+
+
+def _closed_to(user: pwd.struct_passwd, roots: Iterable[Path]) -> Path | None:
+    """The first file or folder under `roots` that `user` could not read (or enter), going by mode bits."""
+    for root in roots:
+        if not root.exists():
+            continue
+        for folder, _, files in os.walk(root):
+            for path, bits in [(Path(folder), 0o5), *((Path(folder, f), 0o4) for f in files)]:
+                info = path.stat()
+                if info.st_uid == user.pw_uid:
+                    allowed = info.st_mode >> 6
+                elif info.st_gid == user.pw_gid:
+                    allowed = info.st_mode >> 3
+                else:
+                    allowed = info.st_mode
+                if allowed & bits != bits:
+                    return path
+    return None

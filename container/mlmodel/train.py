@@ -158,7 +158,7 @@ def main() -> int:
         stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     paths = Paths.from_env()
-    if who := drop_privileges(writable=(paths.model_dir, paths.output_dir)):
+    if who := drop_privileges(writable=(paths.model_dir, paths.output_dir), readable=(paths.base / "input",)):
         log.info("%s", who)
     log.info("training with SageMaker base directory %s", paths.base)
     try:

@@ -79,6 +79,19 @@ def test_as_root_in_the_image_a_program_hands_over_what_it_writes_and_gives_up_r
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing user needs root, as in the image")
+def test_input_the_model_user_could_not_read_keeps_the_program_root(tmp_path):
+    config = tmp_path / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text("{}")
+    (config / "hyperparameters.json").chmod(0o600)  # root's alone
+    said = contract.drop_privileges(
+        [tmp_path / "model"], readable=[tmp_path / "input"], environ={contract.RUN_AS_ENV: "nobody"}
+    )
+    assert said == f"staying root: {config / 'hyperparameters.json'} is not readable by nobody"
+    assert os.geteuid() == 0 and not (tmp_path / "model").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing user needs root, as in the image")
 def test_an_image_naming_a_user_it_lacks_stays_root_and_says_so(tmp_path):
     said = contract.drop_privileges([tmp_path], environ={contract.RUN_AS_ENV: "no-such-user"})
     assert said == "staying root: the image has no user 'no-such-user' (MODEL_RUN_AS)"
