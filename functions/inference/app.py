@@ -26,13 +26,20 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 ENDPOINT_NAME = os.environ["ENDPOINT_NAME"]
 N_FEATURES = int(os.environ.get("N_FEATURES", "4"))
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", "4096"))
-NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# ASCII decimals only: \d would also take full-width and other Unicode digits the model cannot read.
+NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# The model compares features as 32-bit floats: from here on a value becomes infinite (2**128 - 2**103).
+FLOAT32_LIMIT = 2.0**128 - 2.0**103
+# curl -d sends form-urlencoded unless told otherwise, so the one-line example keeps working.
+JSON_TYPES = ("", "application/json", "application/x-www-form-urlencoded")
 EXAMPLE = '{"data": "4.5,1.3,0.3,0.3"}'
-# Errors that mean "no endpoint to talk to right now" rather than "the model failed".
+# SageMaker Runtime's errors that mean "no endpoint to talk to right now" rather than "the model failed"
+# (a missing endpoint is a ValidationError: the body was validated here already).
 UNAVAILABLE_CODES = {
-    "ValidationException",
+    "ValidationError",
     "ModelNotReadyException",
     "ServiceUnavailable",
+    "InternalDependencyException",
     "ThrottlingException",
 }
 
@@ -55,6 +62,17 @@ class EndpointUnavailableError(ServiceError):
 class EndpointTimeoutError(ServiceError):
     def __init__(self, msg: str):
         super().__init__(HTTPStatus.GATEWAY_TIMEOUT, msg)
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    def __init__(self, msg: str):
+        super().__init__(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, msg)
+
+
+def check_content_type(header: str | None) -> None:
+    media_type = (header or "").split(";", 1)[0].strip().lower()
+    if media_type not in JSON_TYPES and not media_type.endswith("+json"):
+        raise UnsupportedMediaTypeError(f"send the body as application/json, not {media_type[:80]!r}")
 
 
 def body_text(body: str | None, is_base64: bool) -> str:
@@ -98,10 +116,17 @@ def features_from(text: str) -> str:
     if len(fields) != N_FEATURES:
         raise BadRequestError(f"'data' must hold {N_FEATURES} comma-separated numbers, got {len(fields)}")
     for position, field in enumerate(fields, start=1):
+        shown = repr(field if len(field) <= 24 else field[:21] + "...")
         if not NUMBER.fullmatch(field):
-            raise BadRequestError(f"'data' value {position} is not a number")
-        if not math.isfinite(float(field)):
-            raise BadRequestError(f"'data' value {position} is not a finite number")
+            raise BadRequestError(f"'data' value {position} {shown} is not a number")
+        value = float(field)
+        if not math.isfinite(value):
+            raise BadRequestError(f"'data' value {position} {shown} is not a finite number")
+        if abs(value) >= FLOAT32_LIMIT:
+            raise BadRequestError(
+                f"'data' value {position} {shown} is out of range: the model reads 32-bit floats "
+                "(at most about 3.4e38)"
+            )
     return ",".join(fields)
 
 
@@ -136,6 +161,7 @@ def predict(row: str) -> str:
 @app.post("/v1/invokeSagemakerAPI")
 def invoke() -> dict[str, str]:
     event = app.current_event
+    check_content_type(event.headers.get("Content-Type"))  # Powertools' headers ignore case
     row = features_from(body_text(event.body, event.is_base64_encoded))
     result = predict(row)
     logger.info("prediction served", extra={"endpoint_name": ENDPOINT_NAME})

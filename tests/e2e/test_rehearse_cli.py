@@ -61,6 +61,10 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
         assert _post(api, b'{"data":"5.9,3,5.1,1.8"}', key) == (200, {"result": "virginica"})
         status, body = _post(api, b'{"data":"abc"}', key)
         assert status == 400 and "message" in body
+        # What the model cannot read is refused here, never passed on to come back as a 200 with an error.
+        for unreadable in ("1e39,1.3,0.3,0.3", "1e308,1.3,0.3,0.3", "\uff14.5,1.3,0.3,0.3"):
+            status, body = _post(api, json.dumps({"data": unreadable}).encode(), key)
+            assert status == 400 and "value 1" in body["message"], (unreadable, body)
         assert _post(api, b'{"data":"4.5,1.3,0.3,0.3"}') == (403, {"message": "Forbidden"})
         assert _post(api, b'{"data":"4.5,1.3,0.3,0.3"}', "wrong-key")[0] == 403
         pasted = subprocess.run(["bash", "-c", summary["curl"]], capture_output=True, text=True, check=True)
@@ -260,6 +264,10 @@ def test_a_link_clicked_after_the_release_timed_out_is_gone_and_decides_nothing(
         package = registry.describe_model_package(ModelPackageName=summary["model_package_arn"])
         assert package["ModelApprovalStatus"] != "Approved"
         assert registry.list_endpoints()["Endpoints"] == []
+        # No endpoint: the API says so with a 503, not a 200 whose result is an error message.
+        api = summary["api_url"] + "/v1/invokeSagemakerAPI"
+        status, body = _post(api, b'{"data":"4.5,1.3,0.3,0.3"}', (work / "api-key").read_text())
+        assert (status, body["message"]) == (503, "the model endpoint is not available; try again later")
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)

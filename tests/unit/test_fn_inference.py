@@ -80,12 +80,18 @@ def test_endpoint_gets_the_row_as_csv_from_the_configured_endpoint(inference, la
         ('{"data": "4.5,1.3,0.3"}', "got 3"),
         ('{"data": "4.5,1.3,0.3,0.3,9"}', "got 5"),
         ('{"data": ""}', "got 1"),
-        ('{"data": "4.5,abc,0.3,0.3"}', "value 2 is not a number"),
-        ('{"data": "4.5,,0.3,0.3"}', "value 2 is not a number"),
-        ('{"data": "4.5,1_000,0.3,0.3"}', "value 2 is not a number"),
-        ('{"data": "4.5,1.3,0.3,NaN"}', "value 4 is not a number"),
-        ('{"data": "inf,1.3,0.3,0.3"}', "value 1 is not a number"),
-        ('{"data": "1e999,1.3,0.3,0.3"}', "value 1 is not a finite number"),
+        ('{"data": "4.5,abc,0.3,0.3"}', "value 2 'abc' is not a number"),
+        ('{"data": "4.5,,0.3,0.3"}', "value 2 '' is not a number"),
+        ('{"data": "4.5,1_000,0.3,0.3"}', "value 2 '1_000' is not a number"),
+        ('{"data": "4.5,1.3,0.3,NaN"}', "value 4 'NaN' is not a number"),
+        ('{"data": "inf,1.3,0.3,0.3"}', "value 1 'inf' is not a number"),
+        ('{"data": "1e999,1.3,0.3,0.3"}', "value 1 '1e999' is not a finite number"),
+        ('{"data": "1e39,1.3,0.3,0.3"}', "value 1 '1e39' is out of range: the model reads 32-bit floats"),
+        ('{"data": "4.5,1e308,0.3,0.3"}', "value 2 '1e308' is out of range"),
+        ('{"data": "-3.5e38,1.3,0.3,0.3"}', "value 1 '-3.5e38' is out of range"),
+        ('{"data": "\uff14.5,1.3,0.3,0.3"}', "value 1 '\uff14.5' is not a number"),  # full-width 4
+        ('{"data": "\U0001d7d2.5,1.3,0.3,0.3"}', "value 1 '\U0001d7d2.5' is not a number"),  # bold 4
+        ('{"data": "4.5,1.3,0.3,\u0664"}', "value 4 '\u0664' is not a number"),  # Arabic-Indic 4
         ('{"data": "4.5,1.3,0.3,0.3", "endpoint_name": "someone-elses"}', "'endpoint_name'"),
         ('{"data": "4.5,1.3,0.3,0.3", "EndpointName": "x"}', "only 'data' is accepted"),
         ("[" * 2000 + "]" * 2000, "not JSON"),
@@ -97,6 +103,39 @@ def test_bad_request_is_400_with_a_message(inference, lambda_context, body, mess
 
     assert status == 400
     assert message in answer["message"]
+
+
+def test_the_largest_32_bit_value_is_still_a_number_the_model_reads(inference, lambda_context):
+    queue_endpoint_answers("setosa")
+
+    status, body = call(inference, lambda_context, '{"data": "3.4e38,1.3,0.3,0.3"}')
+
+    assert (status, body) == (200, {"result": "setosa"})
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "text/plain", "multipart/form-data; boundary=x"])
+def test_a_body_that_is_not_sent_as_json_is_415(inference, lambda_context, content_type):
+    with Stubber(inference.runtime):
+        status, body = call(
+            inference, lambda_context, '{"data": "4.5,1.3,0.3,0.3"}', headers={"content-type": content_type}
+        )
+
+    assert status == 415
+    assert "application/json" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "Application/JSON; charset=utf-8", "application/x-www-form-urlencoded"],
+)
+def test_json_and_curls_default_content_type_are_taken(inference, lambda_context, content_type):
+    queue_endpoint_answers("setosa")
+
+    status, body = call(
+        inference, lambda_context, '{"data": "4.5,1.3,0.3,0.3"}', headers={"Content-Type": content_type}
+    )
+
+    assert (status, body) == (200, {"result": "setosa"})
 
 
 def test_base64_body_is_decoded(inference, lambda_context):
@@ -129,7 +168,9 @@ def test_model_error_is_502(inference, lambda_context):
     assert body["message"] == "the model could not score this input"
 
 
-@pytest.mark.parametrize("code", ["ValidationException", "ServiceUnavailable", "ThrottlingException"])
+@pytest.mark.parametrize(
+    "code", ["ValidationError", "ModelNotReadyException", "ServiceUnavailable", "ThrottlingException"]
+)
 def test_missing_or_busy_endpoint_is_503(inference, lambda_context, code):
     with Stubber(inference.runtime) as runtime:
         runtime.add_client_error(
