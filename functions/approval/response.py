@@ -10,6 +10,7 @@ import base64
 import functools
 import json
 import os
+import re
 import time
 from http import HTTPStatus
 from typing import Any
@@ -46,6 +47,9 @@ SIGNING_SECRET_ARN = os.environ["SIGNING_SECRET_ARN"]
 # Step Functions answers these when the waiting task is gone: timed out, finished, or never existed.
 GONE_TASK_ERRORS = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}
 MAX_FORM_BYTES = 8192
+# Control characters (C0 but whitespace, DEL, C1) and the bidirectional overrides that make a name read
+# differently than it is stored: none belongs in a name or a reason that goes into logs, mails and the registry.
+FORBIDDEN_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 logger = Logger()
 tracer = Tracer()
@@ -66,6 +70,12 @@ class ConflictError(ServiceError):
 class GoneError(ServiceError):
     def __init__(self, msg: str):
         super().__init__(HTTPStatus.GONE, msg)
+
+
+class CrossSiteError(ForbiddenError):
+    def __init__(self) -> None:
+        super().__init__("Decide from the approval page itself: this form was sent from another site.")
+        self.title = "Not from the approval page"
 
 
 class DecisionNotDeliveredError(ServiceError):
@@ -155,8 +165,7 @@ def form_fields(body: str | None, is_base64: bool = False) -> tuple[str, str]:
         fields = parse_qs(form_text(body, is_base64), keep_blank_values=True, max_num_fields=20)
     except ValueError as exc:
         raise BadRequestError("The form could not be read.") from exc
-    approver = (fields.get("approver") or [""])[0].strip()
-    reason = (fields.get("reason") or [""])[0].strip()
+    approver, reason = (clean_field(name, (fields.get(name) or [""])[0]) for name in ("approver", "reason"))
     if not approver:
         raise BadRequestError("approver: enter your name or email.")
     if len(approver) > APPROVER_MAX_CHARS:
@@ -164,6 +173,29 @@ def form_fields(body: str | None, is_base64: bool = False) -> tuple[str, str]:
     if len(reason) > REASON_MAX_CHARS:
         raise BadRequestError(f"reason: at most {REASON_MAX_CHARS} characters.")
     return approver, reason
+
+
+def clean_field(name: str, value: str) -> str:
+    """One line with single spaces, or BadRequestError naming the field that holds a control character."""
+    if FORBIDDEN_CHARACTERS.search(value):
+        raise BadRequestError(f"{name}: remove the control characters; use letters, digits and punctuation.")
+    return " ".join(value.split())  # tabs, line breaks and runs of spaces become one space
+
+
+def refuse_cross_site() -> None:
+    """Defence in depth: the signed link is what authorises a decision, but a browser that says the form
+    came from another site (Sec-Fetch-Site, Origin) is not deciding from the approval page."""
+    headers = app.current_event.headers
+    if (headers.get("Sec-Fetch-Site") or "").lower() in ("cross-site", "same-site"):
+        raise CrossSiteError()
+    origin = headers.get("Origin")
+    # No Origin: not a browser form (curl, scripts), the link alone decides. "null": the page's own
+    # Referrer-Policy (no-referrer) makes browsers send that for its own form; Sec-Fetch-Site told above.
+    if origin is None or origin == "null":
+        return
+    scheme = headers.get("X-Forwarded-Proto") or "http"
+    if origin.rstrip("/").lower() != f"{scheme}://{headers.get('Host', '')}".lower():
+        raise CrossSiteError()
 
 
 def request_origin() -> dict[str, str]:
@@ -282,6 +314,7 @@ def get_approval() -> Response:
 @app.post("/approval")
 def post_approval() -> Response:
     event = app.current_event
+    refuse_cross_site()
     status, approver = decide(
         event.get_query_string_value("d"),
         (event.body, event.is_base64_encoded),

@@ -127,6 +127,15 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
         text = read_message(mail).get_body(preferencelist=("plain",)).get_content()
         assert "Training metrics:  training accuracy" in text and "Held-out accuracy: 0.9" in text
         assert click(links["approve"], "Mallory", "again")[0] == 409
+        cross_site = urllib.request.Request(
+            links["reject"],
+            data=b"approver=Mallory",
+            method="POST",
+            headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(cross_site, timeout=30)
+        assert refused.value.code == 403 and "another site" in refused.value.read().decode()
         _, signature = links["reject"].split("d=", 1)[1].split(".")
         forged = links["reject"].replace(
             signature, signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")

@@ -480,6 +480,11 @@ def test_base64_encoded_form_is_read(approvals, waiting):
         ({"approver": "   "}, "approver"),
         ({"approver": "x" * 201}, "approver"),
         ({"approver": "Ada", "reason": "y" * 1001}, "reason"),
+        ({"approver": "\x00"}, "approver"),
+        ({"approver": "Ada\x1b[2J"}, "approver"),  # a terminal escape
+        ({"approver": "Ada\x85"}, "approver"),  # C1 next line
+        ({"approver": "\u202eadA"}, "approver"),  # right-to-left override
+        ({"approver": "Ada", "reason": "fine\x07"}, "reason"),
     ],
 )
 def test_invalid_form_is_400_naming_the_field_and_decides_nothing(approvals, waiting, form, field):
@@ -490,6 +495,61 @@ def test_invalid_form_is_400_naming_the_field_and_decides_nothing(approvals, wai
     assert response["statusCode"] == 400
     assert f"{field}:" in response["body"]
     assert approvals.item(approval_id)["status"] == "PENDING"
+
+
+def test_line_breaks_and_runs_of_spaces_become_one_space_before_anything_is_recorded(approvals, waiting):
+    approval_id = approvals.ask(waiting)["approval_id"]
+
+    response = approvals.post(
+        approvals.links()["reject"],
+        {"approver": "Ada\r\nX-Approved-By: Mallory", "reason": "  too\n\nslow\tfor  prod "},
+    )
+
+    assert response["statusCode"] == 200
+    item = approvals.item(approval_id)
+    assert (item["approver"], item["reason"]) == ("Ada X-Approved-By: Mallory", "too slow for prod")
+    assert finished_execution(waiting.execution_arn)["status"] == "FAILED"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example", "Host": "abc.execute-api.us-east-1.amazonaws.com"},
+        {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+    ],
+)
+def test_a_form_sent_from_another_site_is_403_and_decides_nothing(approvals, waiting, headers):
+    approval_id = approvals.ask(waiting)["approval_id"]
+
+    response = approvals.post(approvals.links()["approve"], {"approver": "Ada"}, headers=headers)
+
+    assert response["statusCode"] == 403
+    assert "another site" in response["body"]
+    assert approvals.item(approval_id)["status"] == "PENDING"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # curl, scripts: no Origin at all
+        # The page's own form under its no-referrer policy: browsers send Origin "null".
+        {"Sec-Fetch-Site": "same-origin", "Origin": "null"},
+        {
+            "Sec-Fetch-Site": "same-origin",
+            "Origin": "https://abc.execute-api.us-east-1.amazonaws.com",
+            "Host": "abc.execute-api.us-east-1.amazonaws.com",
+            "X-Forwarded-Proto": "https",
+        },
+    ],
+)
+def test_the_approval_page_itself_and_clients_without_origin_decide(approvals, waiting, headers):
+    approvals.ask(waiting)
+
+    response = approvals.post(approvals.links()["approve"], {"approver": "Ada"}, headers=headers)
+
+    assert response["statusCode"] == 200
 
 
 def test_invalid_form_answers_json_when_asked(approvals, waiting):
