@@ -41,6 +41,7 @@ def _text_body(evidence: dict[str, Any], approve_url: str, reject_url: str, expi
         f"Held-out accuracy: {format_accuracy(evaluation.get('accuracy'), evaluation.get('rows'))}",
         f"Current endpoint:  {champion_text(evaluation)}",
         f"Report:            {evaluation.get('report_uri')}",
+        f"Model package:     {evidence.get('model_package_arn')}",
     ]
     if evaluation.get("predictions_object"):
         lines.append(f"Predictions:       {evaluation['predictions_object']}")

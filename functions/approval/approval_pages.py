@@ -123,6 +123,7 @@ def evidence_html(evidence: dict[str, Any], *, predictions_url: str | None = Non
         ("Held-out accuracy", e(format_accuracy(evaluation.get("accuracy"), evaluation.get("rows")))),
         ("Current endpoint", e(champion_text(evaluation))),
         ("Evaluation report", e(evaluation.get("report_uri"))),
+        ("Model package", e(evidence.get("model_package_arn"))),
     ]
     if predictions_url:
         items.append(

@@ -61,6 +61,7 @@ def evidence_from(event: dict[str, Any]) -> dict[str, Any]:
         "names": event.get("names") or {},
         "training": event.get("training") or {},
         "evaluation": event.get("evaluation") or {},
+        "model_package_arn": event.get("model_package_arn"),
     }
 
 

@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 NOTIFY_TOPIC_ARN = os.environ["NOTIFY_TOPIC_ARN"]
+STAGE = os.environ.get("STAGE", "staging")
 # How the inference route authenticates (the stack's InferenceAuth: API_KEY, IAM or NONE); optional.
 INFERENCE_AUTH = os.environ.get("INFERENCE_AUTH", "NONE").upper()
 INFERENCE_API_KEY_ID = os.environ.get("INFERENCE_API_KEY_ID", "")
@@ -129,8 +130,24 @@ def success_message(event: dict[str, Any]) -> tuple[str, str]:
         *try_it(api_url),
         "",
         'It answers {"result": "<class>"}.',
+        *promotion_lines(event.get("model_package_arn")),
     ]
     return subject, "\n".join(lines)
+
+
+def promotion_lines(model_package_arn: str | None) -> list[str]:
+    """The registry version that now serves, and on staging the command that takes it to prod."""
+    if not model_package_arn:
+        return []
+    lines = ["", f"Model package:     {model_package_arn}"]
+    if STAGE == "staging":
+        lines += [
+            "",
+            "Promote this model to prod (no retraining; prod's reviewers approve the run):",
+            "",
+            f"gh workflow run promote.yml -f model_package_arn={model_package_arn}",
+        ]
+    return lines
 
 
 def try_it(api_url: str) -> list[str]:

@@ -126,6 +126,12 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
         mail, links = wait_for_approval_mail(tmp_path / "work" / "outbox", timeout=5)
         text = read_message(mail).get_body(preferencelist=("plain",)).get_content()
         assert "Training metrics:  training accuracy" in text and "Held-out accuracy: 0.9" in text
+        assert f"Model package:     {summary['model_package_arn']}" in text
+        live = next(
+            p for p in sorted((work / "outbox").glob("*.eml")) if "is live" in str(read_message(p)["Subject"])
+        )
+        live_text = read_message(live).get_body(preferencelist=("plain",)).get_content()
+        assert f"gh workflow run promote.yml -f model_package_arn={summary['model_package_arn']}" in live_text
         assert click(links["approve"], "Mallory", "again")[0] == 409
         cross_site = urllib.request.Request(
             links["reject"],

@@ -40,6 +40,7 @@ SIGNING_SECRET = "Zq8vN3kT7wLr2XcP9mB4sHd6JfG1aYeU5oQiWnRtKzVx0CbMlSpDgFhAjEyIuO
 COMMIT = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 IMAGE = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-iris:{COMMIT}"
 PREDICTIONS = "s3://artifacts/transform/mlops-iris-a1b2c3d-eval-e1/test.csv.out"
+PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-iris/7"
 _machines = itertools.count()
 
 
@@ -67,6 +68,7 @@ def approval_event(task_token: str, execution_arn: str, **overrides: Any) -> dic
             "predictions_object": PREDICTIONS,
             "champion": {"endpoint_config": "mlops-iris-0f0f0f0-e0", "accuracy": 0.9333, "rows": 30},
         },
+        "model_package_arn": PACKAGE,
         "api_url": API_URL,
         "timeout_seconds": 3600,
     }
@@ -256,6 +258,7 @@ def test_request_sends_one_multipart_mail_with_the_evidence_and_both_links(appro
         assert "0.9667" in part
         assert "versicolor" in part
         assert "mlops-iris-0f0f0f0-e0" in part and "0.9333" in part
+        assert PACKAGE in part  # the registry version promote.yml asks for
         assert "confirmation page" in part
         assert "expire" in part
     # A presigned link would die with the function's session credentials, hours before the links do: the

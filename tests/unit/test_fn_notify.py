@@ -96,6 +96,30 @@ def test_success_publishes_the_api_url_and_the_exact_curl(notify, topic, lambda_
     assert EXECUTION in message
 
 
+PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-iris/7"
+
+
+def test_a_staging_release_names_its_model_package_and_the_command_that_promotes_it(
+    notify, topic, lambda_context
+):
+    notify.handler(success_event(model_package_arn=PACKAGE), lambda_context)
+
+    message = topic.delivered()[0]["Message"]
+    assert f"Model package:     {PACKAGE}" in message
+    assert f"gh workflow run promote.yml -f model_package_arn={PACKAGE}\n" in message
+
+
+def test_a_prod_release_names_its_package_but_has_nothing_to_promote_to(topic, monkeypatch, lambda_context):
+    monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic.arn)
+    monkeypatch.setenv("STAGE", "prod")
+    notify = load_function("notify/app.py")
+
+    notify.handler(success_event(model_package_arn=PACKAGE), lambda_context)
+
+    message = topic.delivered()[0]["Message"]
+    assert PACKAGE in message and "promote.yml" not in message
+
+
 def test_success_with_api_key_auth_shows_how_to_send_the_key(topic, monkeypatch, lambda_context):
     monkeypatch.setenv("NOTIFY_TOPIC_ARN", topic.arn)
     monkeypatch.setenv("INFERENCE_AUTH", "API_KEY")
