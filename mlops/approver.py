@@ -6,37 +6,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from html.parser import HTMLParser
 from pathlib import Path
 
-from .local.outbox import read_message
+from .mailbox import PageLinks, read_message
 
 APPROVAL_PATH = "/approval?"
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[tuple[str, str]] = []
-        self.inputs: dict[str, str] = {}
-        self._href: str | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag, attrs) -> None:
-        attributes = dict(attrs)
-        if tag == "a" and attributes.get("href"):
-            self._href, self._text = attributes["href"], []
-        if tag in ("input", "textarea") and attributes.get("name"):
-            self.inputs[attributes["name"]] = attributes.get("value") or ""
-
-    def handle_data(self, data) -> None:
-        if self._href is not None:
-            self._text.append(data)
-
-    def handle_endtag(self, tag) -> None:
-        if tag == "a" and self._href is not None:
-            self.links.append((self._href, "".join(self._text).strip()))
-            self._href = None
 
 
 def approval_links(mail: Path) -> dict[str, str]:
@@ -45,7 +19,7 @@ def approval_links(mail: Path) -> dict[str, str]:
     html = message.get_body(preferencelist=("html",))
     if html is None:
         return {}
-    parser = _Links()
+    parser = PageLinks()
     parser.feed(html.get_content())
     links = {}
     for href, text in parser.links:
@@ -81,7 +55,7 @@ def click(url: str, approver: str, reason: str) -> tuple[int, str]:
             html = page.read().decode()
     except urllib.error.HTTPError as error:  # expired, forged or already decided: the page says which
         return error.code, error.read().decode()
-    parser = _Links()
+    parser = PageLinks()
     parser.feed(html)
     fields = dict(parser.inputs)
     for name in fields:

@@ -146,6 +146,25 @@ def _print_summary(summary: dict, out, serving: bool) -> None:
     out.flush()
 
 
+def _mail(args: argparse.Namespace) -> int:
+    from . import mailbox
+
+    work_dir = Path(args.work_dir) if args.work_dir else mailbox.latest_work_dir()
+    if work_dir is None:
+        raise ReleaseError("no rehearsal work dir found: name one with --work-dir (the summary's work_dir)")
+    outbox = work_dir / "outbox"
+    found = mailbox.mails(outbox)
+    if not found:
+        raise ReleaseError(f"--work-dir {work_dir}: no mail in {outbox}")
+    if args.number is None:
+        print(f"{outbox}:\n{mailbox.listing(outbox)}")
+    elif args.number > len(found):
+        raise ReleaseError(f"there are {len(found)} mails in {outbox}; pick N from 1 to {len(found)}")
+    else:
+        print(mailbox.readable(found[args.number - 1]))
+    return 0
+
+
 def _release(args: argparse.Namespace) -> int:
     import boto3
 
@@ -378,6 +397,20 @@ def build_parser() -> argparse.ArgumentParser:
     image_exists.set_defaults(func=_image_exists)
 
     add_aws_commands(commands)
+
+    mail = commands.add_parser(
+        "mail",
+        help="list a rehearsal's mails, or print mail N readably (its text and its links)",
+        description="Reads the outbox of a rehearsal's work dir: without N a numbered list (date, subject); "
+        "with N that mail's headers, text part and links (the approval mail's Approve and Reject links).",
+    )
+    mail.add_argument("number", nargs="?", type=_positive(int), metavar="N", help="the mail to print")
+    mail.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="the rehearsal's work dir (by default the newest in the temp folder)",
+    )
+    mail.set_defaults(func=_mail)
 
     diagram = commands.add_parser("diagram", help="print a mermaid diagram of a state machine definition")
     diagram.add_argument(

@@ -48,11 +48,6 @@ class Outbox:
         return sorted(self.folder.glob("*.eml"))
 
 
-def read_message(path: Path) -> EmailMessage:
-    with path.open("rb") as handle:
-        return email.message_from_binary_file(handle, policy=email.policy.default)  # type: ignore[return-value]
-
-
 def _send_raw_email(self, source: str, destinations: list[str], raw_data: str):
     result = _originals["send_raw_email"](self, source=source, destinations=destinations, raw_data=raw_data)
     if _active:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.local.outbox import read_message
+from mlops.mailbox import read_message
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 

@@ -3,6 +3,7 @@
 import json
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -12,7 +13,7 @@ import boto3
 import pytest
 
 from mlops.approver import click, wait_for_approval_mail
-from mlops.local.outbox import read_message
+from mlops.mailbox import read_message
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -132,6 +133,14 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
         )
         live_text = read_message(live).get_body(preferencelist=("plain",)).get_content()
         assert f"gh workflow run promote.yml -f model_package_arn={summary['model_package_arn']}" in live_text
+        number = sorted((work / "outbox").glob("*.eml")).index(mail) + 1
+        printed = subprocess.run(
+            [sys.executable, "-m", "mlops", "mail", str(number), "--work-dir", str(work)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert summary["model_package_arn"] in printed and links["approve"] in printed
         assert click(links["approve"], "Mallory", "again")[0] == 409
         cross_site = urllib.request.Request(
             links["reject"],
