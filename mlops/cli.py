@@ -140,7 +140,13 @@ def _print_summary(summary: dict, out, serving: bool) -> None:
     else:
         out.write(
             f"  failed at {summary.get('failed_state')}: {summary.get('error')}\n"
-            f"  cause:    {summary.get('cause')}\n  mail:     {summary['outbox']}\n"
+            f"  reason:   {summary.get('reason') or summary.get('cause')}\n"
+            + (
+                f"  record:   {summary['failure_record']} (the whole cause)\n"
+                if summary.get("failure_record")
+                else ""
+            )
+            + f"  mail:     {summary['outbox']}\n"
             f"  work dir: {summary['work_dir']} (logs/ has the functions' and the local AWS's logs)\n\n"
         )
     out.flush()

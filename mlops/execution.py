@@ -10,6 +10,24 @@ from typing import TextIO
 from .local.stack import LocalStack
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+REASON_MAX_CHARS = 300
+
+
+def readable_reason(cause: str | None) -> str:
+    """The line a person reads first: SageMaker's FailureReason, a function's errorMessage, else the cause
+    itself, on one line and cut to a few hundred characters (the full cause stays in the record)."""
+    text = cause or ""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        for key in ("FailureReason", "errorMessage", "message", "Message", "Cause"):
+            if isinstance(parsed.get(key), str) and parsed[key].strip():
+                text = parsed[key]
+                break
+    line = " ".join(text.split())
+    return line if len(line) <= REASON_MAX_CHARS else line[: REASON_MAX_CHARS - 1] + "…"
 
 
 class Progress:
@@ -68,6 +86,7 @@ def failure_details(stack: LocalStack, execution_arn: str, states: list[str]) ->
         "failed_state": failed_state,
         "error": description.get("error"),
         "cause": description.get("cause"),
+        "reason": readable_reason(description.get("cause")),
     }
 
 
@@ -120,4 +139,10 @@ def follow_execution(stack: LocalStack, execution_arn: str, timeout: float, out:
         result.update(gave_up)
     else:
         result.update(failure_details(stack, execution_arn, progress.states))
+        record = stack.work_dir / "logs" / f"{description['name']}-failure.json"
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(
+            json.dumps({k: result[k] for k in ("failed_state", "error", "cause")}, indent=2) + "\n"
+        )
+        result["failure_record"] = str(record)
     return result

@@ -181,7 +181,7 @@ def promote_through(staging: LocalStack, summary: dict, options: Options, out: T
                 "stage": stage,
                 **{
                     k: promotion.get(k)
-                    for k in ("status", "execution_arn", "states", "failed_state", "error", "cause")
+                    for k in ("status", "execution_arn", "states", "failed_state", "error", "reason", "cause")
                 },
             }
         )
@@ -191,7 +191,9 @@ def promote_through(staging: LocalStack, summary: dict, options: Options, out: T
                 status=promotion["status"],
                 failed_state=promotion.get("failed_state"),
                 error=promotion.get("error"),
+                reason=promotion.get("reason"),
                 cause=promotion.get("cause"),
+                failure_record=promotion.get("failure_record"),
             )
             break
     result["live_endpoints"] = staging.live_endpoints()
@@ -232,7 +234,9 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
     if last["status"] == "SUCCEEDED":
         summary["curl"], summary["prediction"] = curl_prediction(stack)
     else:
-        summary.update({k: last.get(k) for k in ("failed_state", "error", "cause")})
+        summary.update(
+            {k: last.get(k) for k in ("failed_state", "error", "reason", "cause", "failure_record")}
+        )
         summary["curl"], summary["prediction"] = None, None
     summary["live_endpoints"] = stack.live_endpoints()
     summary.update(registry_record(stack, last))

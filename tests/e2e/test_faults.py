@@ -28,10 +28,15 @@ def _failure_mail(tmp_path: Path) -> tuple[str, str]:
 
 
 def test_invalid_hyperparameter_fails_at_training_naming_it(rehearse, tmp_path):
-    code, summary, _ = rehearse("--hyperparameters", "max_depth=-3")
+    code, summary, stderr = rehearse("--hyperparameters", "max_depth=-3")
     assert code == 1
     assert (summary["failed_state"], summary["error"]) == ("Train", "SageMaker.JobFailed")
     assert "max_depth" in summary["cause"] and "-3" in summary["cause"]
+    # The reason first, in one line; SageMaker's whole job description goes to the record, not the terminal.
+    reason = "AlgorithmError: Training failed: hyperparameter max_depth='-3' is invalid"
+    assert summary["reason"].startswith(reason) and f"  reason:   {reason}" in stderr
+    assert "TrainingJobArn" in Path(summary["failure_record"]).read_text()
+    assert max(map(len, stderr.splitlines())) <= 500
     subject, body = _failure_mail(tmp_path)
     assert "training" in subject.lower() and "max_depth" in body
 
