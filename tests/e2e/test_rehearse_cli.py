@@ -312,6 +312,7 @@ def test_ctrl_c_during_a_release_stops_everything_without_a_traceback(
     stderr = stderr_path.read_text()
     assert code == 130, stderr[-3000:]
     assert "Traceback" not in stderr
+    assert "MUST NOT begin with the prefix" not in stderr and max(map(len, stderr.splitlines())) <= 500
     assert stderr.rstrip().endswith(
         "Interrupted: stopping the local AWS and the programs it runs\nmlops: interrupted"
     )
