@@ -242,7 +242,26 @@ def _image_exists(args: argparse.Namespace) -> int:
 def _diagram(args: argparse.Namespace) -> int:
     from .diagram import mermaid
 
-    print(mermaid(json.loads(Path(args.definition).read_text())))
+    if not args.execution:
+        print(mermaid(json.loads(Path(args.definition).read_text())))
+        return 0
+    import io
+
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .execution import Progress
+
+    sfn = boto3.client("stepfunctions", endpoint_url=args.endpoint_url)
+    try:
+        definition = json.loads(
+            sfn.describe_state_machine_for_execution(executionArn=args.execution)["definition"]
+        )
+        progress = Progress(sfn, args.execution, io.StringIO())
+        progress.poll()
+    except (BotoCoreError, ClientError) as error:
+        raise ReleaseError(f"--execution {args.execution}: {error}") from error
+    print(mermaid(definition, taken={name: progress.durations.get(name, 0.0) for name in progress.states}))
     return 0
 
 
@@ -424,6 +443,16 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         default=str(Path(__file__).resolve().parents[1] / "statemachine" / "mlops.asl.json"),
         help="an ASL file",
+    )
+    diagram.add_argument(
+        "--execution",
+        metavar="ARN",
+        help="draw that execution's definition with the path it took highlighted and each state's time",
+    )
+    diagram.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="with --execution: the local AWS of a rehearsal (aws_endpoint_url)",
     )
     diagram.set_defaults(func=_diagram)
     _explain_every_command(commands)

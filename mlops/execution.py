@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from pathlib import Path
 from typing import TextIO
 
+from .diagram import mermaid
 from .local.stack import LocalStack
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -145,4 +147,18 @@ def follow_execution(stack: LocalStack, execution_arn: str, timeout: float, out:
             json.dumps({k: result[k] for k in ("failed_state", "error", "cause")}, indent=2) + "\n"
         )
         result["failure_record"] = str(record)
+    result["diagram"] = str(_draw_path(stack, description["name"], progress))
     return result
+
+
+def _draw_path(stack: LocalStack, execution_name: str, progress: Progress) -> Path:
+    """The state machine with this execution's path highlighted, as a mermaid file in the work dir."""
+    definition = json.loads(
+        stack.client("stepfunctions").describe_state_machine(stateMachineArn=stack.state_machine_arn)[
+            "definition"
+        ]
+    )
+    path = stack.work_dir / f"{execution_name}.mmd"
+    taken = {name: progress.durations.get(name, 0.0) for name in progress.states}
+    path.write_text(mermaid(definition, taken=taken) + "\n")
+    return path

@@ -230,6 +230,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         "durations": last["durations"],
         "task_errors": last["task_errors"],
         "seconds": last["seconds"],
+        "diagram": last["diagram"],
     }
     if last["status"] == "SUCCEEDED":
         summary["curl"], summary["prediction"] = curl_prediction(stack)

@@ -75,6 +75,11 @@ def test_quality_gate_stops_before_anyone_is_asked(rehearse, tmp_path):
     assert max(map(len, stderr.splitlines())) <= 500
     assert "FailureEventException" not in stderr
     assert "FailureEventException" in (tmp_path / "work" / "logs" / "local-aws.log").read_text()
+    # The path it took, drawn: the gate and its failure highlighted, the approval not.
+    drawn = Path(summary["diagram"]).read_text()
+    taken = next(line for line in drawn.splitlines() if line.startswith("    class ")).split()[1].split(",")
+    assert {"QualityGate", "QualityGateFailed", "ReleaseFailed"} <= set(taken)
+    assert "RequestApproval" not in taken
 
 
 def test_nobody_deciding_in_time_ends_with_approval_timed_out(rehearse, tmp_path):

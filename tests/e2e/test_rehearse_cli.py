@@ -1,6 +1,7 @@
 """The README's main command, run as a user runs it."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -141,6 +142,22 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
             check=True,
         ).stdout
         assert summary["model_package_arn"] in printed and links["approve"] in printed
+        drawn = subprocess.run(
+            [
+                *(sys.executable, "-m", "mlops", "diagram"),
+                *("--execution", summary["execution_arn"], "--endpoint-url", summary["aws_endpoint_url"]),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={
+                **os.environ,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            },
+        ).stdout
+        assert "classDef taken" in drawn and "Released" in drawn.splitlines()[-1]
         assert click(links["approve"], "Mallory", "again")[0] == 409
         cross_site = urllib.request.Request(
             links["reject"],

@@ -1,7 +1,8 @@
+import json
 import re
 from pathlib import Path
 
-from mlops.diagram import mermaid
+from mlops.diagram import condition, mermaid
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,3 +40,20 @@ def test_diagram_shows_every_state_and_catch_edge():
     text = mermaid(definition)
     assert "A -->|States.ALL| F" in text
     assert "A --> B" in text
+
+
+def test_every_choice_edge_says_its_condition():
+    definition = json.loads((REPO / "statemachine" / "mlops.asl.json").read_text())
+    text = mermaid(definition)
+    assert "|yes|" not in text
+    assert "QualityGate -->|accuracy ≥ min_accuracy| RequestApproval" in text
+    assert "EndpointStatus -->|EndpointStatus = Failed| EndpointFailed" in text
+    assert "ReleaseOrPromote -->|promote is set| DescribePackage" in text
+
+
+def test_choice_conditions_read_as_written():
+    assert condition({"Variable": "$.a.count", "NumericLessThanEquals": 3}) == "count ≤ 3"
+    assert condition(
+        {"Or": [{"Variable": "$.s", "StringMatches": "x*"}, {"Variable": "$.t", "IsPresent": False}]}
+    ) == ("s matches x* or t is not present")
+    assert condition({"Not": {"Variable": "$.b", "BooleanEquals": True}}) == "not (b = true)"
