@@ -153,7 +153,7 @@ def _decide(
 ) -> Decision:
     allows: list[str] = []
     unevaluated: list[str] = []
-    refused: str | None = None
+    refused: list[str | None] = []
     for resource in resources:
         allowed_here = False
         for label, statement in statements:
@@ -170,11 +170,11 @@ def _decide(
             if effect == "Allow" and applies is True:
                 allowed_here = True
                 allows.append(label)
-        if not allowed_here and refused is None:
-            refused = resource
+        if not allowed_here:
+            refused.append(resource)
     unevaluated = list(dict.fromkeys(unevaluated))
-    if refused is not None or not resources:
-        return Decision(False, (), implicit, refused, tuple(unevaluated))
+    if refused or not resources:
+        return Decision(False, (), implicit, refused[0] if refused else None, tuple(unevaluated))
     return Decision(True, tuple(dict.fromkeys(allows)), None, None, tuple(unevaluated))
 
 
