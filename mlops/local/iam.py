@@ -27,7 +27,7 @@ from mlops.local.iam_actions import (
     implied_actions,
     request_context,
 )
-from mlops.local.iam_arns import ResourceArns, resource_arns
+from mlops.local.iam_arns import Lookup, ResourceArns, resource_arns
 from mlops.local.iam_conditions import as_list, condition_block, matches, with_variables
 
 __all__ = [
@@ -241,20 +241,22 @@ def trust_allows(
     return _decide(statements, action, [None], context or {}, TRUST_EXPLICIT_DENY, TRUST_IMPLICIT_DENY)
 
 
-# The OIDC claims AWS turns into condition keys (IAM User Guide, "Available keys for AWS OIDC federation").
-_OIDC_CLAIM_KEYS = ("aud", "sub", "amr", "azp")
+# The OIDC claims AWS turns into condition keys (IAM User Guide, "Available keys for AWS OIDC federation");
+# GitHub's documentation adds that AWS supports none of its custom claims (repository, ref, environment...).
+_OIDC_CLAIM_KEYS = ("aud", "sub", "amr")
 
 
 def oidc_context(provider: str, claims: Mapping[str, Any]) -> dict[str, Any]:
     """Condition keys of an AssumeRoleWithWebIdentity request: "token.actions.githubusercontent.com:sub", ...
 
-    Only the claims AWS exposes become keys; a trust policy naming another claim (repository, ref,
-    environment) sees it absent, as on AWS.
+    Only the claims AWS exposes become keys (a claim the token lacks is None: known absent); a trust policy
+    naming another claim sees it missing and is reported as unevaluated.
     """
     host = provider.removeprefix("https://").rstrip("/")
     context: dict[str, Any] = {f"{host}:{claim}": claims.get(claim) for claim in _OIDC_CLAIM_KEYS}
-    if isinstance(context[f"{host}:aud"], list) and len(context[f"{host}:aud"]) == 1:
-        context[f"{host}:aud"] = context[f"{host}:aud"][0]
+    audience = context[f"{host}:aud"]
+    if isinstance(audience, list) and len(audience) == 1:
+        context[f"{host}:aud"] = audience[0]
     return context
 
 
@@ -293,7 +295,7 @@ def authorize_call(
     region: str,
     account: str,
     context: Mapping[str, Any] | None = None,
-    lookup: Any = None,
+    lookup: Lookup | None = None,
 ) -> CallDecision:
     """action_for + resource_arns + request_context + implied_actions + evaluate, for one botocore call.
 
@@ -315,7 +317,6 @@ def authorize_call(
         unevaluated += decision.unevaluated
         if not decision.allowed:
             message = access_denied_message(principal_arn, wanted_action, decision.denied_resource, decision)
-            return CallDecision(
-                False, tuple(checks), tuple(unevaluated), message, access_denied_code(service)
-            )
+            code = access_denied_code(service)
+            return CallDecision(False, tuple(checks), tuple(dict.fromkeys(unevaluated)), message, code)
     return CallDecision(True, tuple(checks), tuple(dict.fromkeys(unevaluated)), None, None)

@@ -102,7 +102,7 @@ def _bool_text(value: Any) -> str:
     return str(value).lower()
 
 
-# base operator -> (test of one request value against one policy value, uses wildcards/variables)
+# operator -> test of one request value against one policy value
 _OPERATORS: dict[str, Any] = {
     "StringEquals": lambda v, p: v == p,
     "StringEqualsIgnoreCase": lambda v, p: v.casefold() == p.casefold(),
@@ -162,6 +162,8 @@ def _condition(
         [] if value is None else [_bool_text(v) if isinstance(v, bool) else str(v) for v in as_list(value)]
     )
 
+    if not values and if_exists:
+        return True, ""
     if base == "Null":  # "true": the key is absent
         return (not values) == (_bool_text(policy_values[0]) == "true"), ""
     negated = base in _NEGATED
@@ -187,7 +189,7 @@ def _condition(
     if set_operator == "ForAnyValue":
         return any(holds(v) for v in values), ""
     if not values:  # the request has no such key: AWS says no match, except for the negated operators
-        return negated or if_exists, ""
+        return negated, ""
     if len(values) > 1:
         return None, f"{described}: {key} has several values; the policy needs ForAnyValue/ForAllValues"
     return holds(values[0]), ""

@@ -297,6 +297,12 @@ def test_a_key_the_request_does_not_carry_fails_a_positive_operator_and_passes_a
     ).allowed
 
 
+def test_if_exists_on_a_set_operator_holds_when_the_request_carries_no_such_key():
+    known_tags = passing({"ForAnyValue:StringEqualsIfExists": {"aws:TagKeys": ["stage"]}})
+    assert evaluate(known_tags, "iam:PassRole", ROLE, {"aws:TagKeys": None}).allowed
+    assert not evaluate(known_tags, "iam:PassRole", ROLE, {"aws:TagKeys": ["team"]}).allowed
+
+
 def test_null_checks_whether_the_request_carries_the_key():
     must_tag = passing({"Null": {"aws:RequestTag/stage": "false"}})
     assert evaluate(must_tag, "iam:PassRole", ROLE, {"aws:RequestTag/stage": "prod"}).allowed
@@ -392,6 +398,23 @@ def test_oidc_context_exposes_only_the_claims_aws_turns_into_keys():
     assert context["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
     assert context["token.actions.githubusercontent.com:sub"] == "repo:o/r:ref:refs/heads/main"
     assert "token.actions.githubusercontent.com:repository" not in context
+
+
+def test_a_trust_condition_on_a_claim_aws_does_not_expose_is_reported_and_refuses():
+    provider = "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com"
+    trust = policy(
+        {
+            "Sid": "ByRepositoryClaim",
+            "Effect": "Allow",
+            "Principal": {"Federated": provider},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {"token.actions.githubusercontent.com:repository": "o/r"}},
+        }
+    )
+    claims = {"sub": "repo:o/r:ref:refs/heads/main", "repository": "o/r"}
+    context = oidc_context("token.actions.githubusercontent.com", claims)
+    decision = trust_allows(trust, "Federated", provider, "sts:AssumeRoleWithWebIdentity", context)
+    assert not decision.allowed and decision.unevaluated[0].startswith("ByRepositoryClaim: StringEquals")
 
 
 # --- messages and whole calls -----------------------------------------------------------------------------
