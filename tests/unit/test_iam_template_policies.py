@@ -256,6 +256,29 @@ def test_approval_request_function_records_reads_its_key_and_mails_from_the_send
     assert not call(policies, "fn", "dynamodb", "DeleteItem", {"TableName": table, "Key": {}}).allowed
 
 
+def test_approval_response_function_answers_only_its_release_state_machine(app):
+    policies = app.role_policies("ApprovalResponseFunction")
+    machines = {"ours": STATE_MACHINE, "theirs": STATE_MACHINE.replace("mlops-iris", "other")}
+
+    def answer(token: str):
+        params = {"taskToken": token, "output": "{}"}
+        return call(
+            policies,
+            "fn",
+            "stepfunctions",
+            "SendTaskSuccess",
+            params,
+            lookup=lambda _p, _t, t: machines.get(t),
+        )
+
+    assert answer("ours").allowed
+    assert answer("theirs").message.endswith(
+        f"on resource: {machines['theirs']} because no identity-based policy allows the states:SendTaskSuccess action"
+    )
+    unknown = answer("no-such-token")
+    assert not unknown.allowed and "taskToken" in unknown.unevaluated[0]
+
+
 def test_notify_function_publishes_to_its_topic_only(app):
     policies = app.role_policies("NotifyFunction")
     topic = app.ref("NotificationTopic")
