@@ -87,8 +87,9 @@ def _service_metadata(service: str) -> Mapping[str, Any]:
 
 
 @functools.cache
-def _operation_names(service: str) -> frozenset[str]:
-    return frozenset(_botocore_session().get_service_model(service).operation_names)
+def _operation_names(service: str) -> dict[str, str]:
+    """lower-case name -> botocore's name (Step Functions' aws-sdk tasks spell them camelCase)."""
+    return {name.lower(): name for name in _botocore_session().get_service_model(service).operation_names}
 
 
 def iam_prefix(service: str) -> str:
@@ -120,12 +121,15 @@ def service_data(prefix: str) -> dict[str, Any]:
 def action_for(service: str, operation: str, params: Mapping[str, Any] | None = None) -> str:
     """The IAM action a botocore call needs: ("s3", "ListObjectsV2") -> "s3:ListBucket".
 
+    The operation's case does not matter ("createModel" from an aws-sdk task is CreateModel).
+
     `params` only matters where the call's arguments choose the action (S3's VersionId). An operation with
     no known action (API Gateway's HTTP-verb actions, DynamoDB's PartiQL and transactions, whose actions
     depend on each statement) raises UnknownActionError.
     """
-    if operation not in _operation_names(service):
+    if operation.lower() not in _operation_names(service):
         raise UnknownActionError(f"botocore's {service} model has no operation {operation}")
+    operation = _operation_names(service)[operation.lower()]
     prefix = iam_prefix(service)
     if prefix == "apigateway":
         raise UnknownActionError("API Gateway's management actions are HTTP verbs on paths; not supported")
@@ -166,6 +170,7 @@ def implied_actions(service: str, operation: str, params: Mapping[str, Any]) -> 
     - s3:GetObject on the source of CopyObject / UploadPartCopy.
     """
     action = action_for(service, operation, params)
+    operation = _operation_names(service)[operation.lower()]
     prefix = action.split(":", 1)[0]
     dependent = {d for rt in privilege(action)["resource_types"].values() for d in rt["dependent_actions"]}
     implied: list[ImpliedAction] = []

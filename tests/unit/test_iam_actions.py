@@ -88,6 +88,11 @@ def test_reading_one_version_of_an_object_needs_get_object_version():
     assert action_for("s3", "HeadObject", {"Bucket": "b", "Key": "k"}) == "s3:GetObject"
 
 
+def test_operation_names_spelled_as_step_functions_sdk_tasks_spell_them_are_found():
+    assert action_for("sagemaker", "createModel") == "sagemaker:CreateModel"
+    assert action_for("sagemaker", "describeModelPackage") == "sagemaker:DescribeModelPackage"
+
+
 @pytest.mark.parametrize(
     ("service", "operation"),
     [("sagemaker", "NoSuchOperation"), ("dynamodb", "ExecuteStatement"), ("apigateway", "GetAccount")],
