@@ -9,6 +9,7 @@ from typing import Any
 from approval_pages import (
     FRESH_LINK_NOTE,
     champion_text,
+    chart_images,
     e,
     evidence_html,
     format_accuracy,
@@ -61,10 +62,14 @@ def _text_body(evidence: dict[str, Any], approve_url: str, reject_url: str, expi
     return "\n".join(lines) + "\n"
 
 
-def _html_body(evidence: dict[str, Any], approve_url: str, reject_url: str, expires_at: str) -> str:
+def _html_body(
+    evidence: dict[str, Any], approve_url: str, reject_url: str, expires_at: str, chart_ids: dict[str, str]
+) -> str:
     commit = short_commit(evidence.get("release") or {})
+    sources = {name: f"cid:{content_id[1:-1]}" for name, content_id in chart_ids.items()}
     body = (
-        f"<p>Release {e(commit)} is waiting for your decision.</p>{evidence_html(evidence)}"
+        f"<p>Release {e(commit)} is waiting for your decision.</p>"
+        f"{evidence_html(evidence, chart_sources=sources)}"
         "<p>Each link opens a confirmation page; nothing is decided until you submit it.</p>"
         f'<p><a href="{e(approve_url)}">Approve release {e(commit)}</a> &nbsp; '
         f'<a href="{e(reject_url)}">Reject release {e(commit)}</a></p>'
@@ -93,5 +98,13 @@ def build_approval_mail(
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message.set_content(_text_body(evidence, approve_url, reject_url, expires_at))
-    message.add_alternative(_html_body(evidence, approve_url, reject_url, expires_at), subtype="html")
+    # The charts travel inside the mail (multipart/related, cid: links): clients block remote images.
+    charts = chart_images(evidence)
+    chart_ids = {name: make_msgid(domain="charts.local") for name in charts}
+    message.add_alternative(
+        _html_body(evidence, approve_url, reject_url, expires_at, chart_ids), subtype="html"
+    )
+    html_part = message.get_payload()[1]
+    for name, image in charts.items():
+        html_part.add_related(image, "image", "png", cid=chart_ids[name], filename=f"{name}.png")
     return message

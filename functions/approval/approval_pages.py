@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from html import escape
 from typing import Any
+
+from approval_charts import accuracy_bars, confusion_heatmap, row_fractions, shade
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -11,8 +14,8 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'"
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
     ),
 }
 HTML = "text/html; charset=utf-8"
@@ -58,12 +61,25 @@ def message_page(title: str, message: str) -> str:
 
 
 def confusion_matrix_html(labels: list[Any], matrix: list[list[Any]]) -> str:
+    """The counts as a table whose cells are shaded like the heat map (a share of the true label's rows)."""
     if not labels or not matrix:
         return "<p>No confusion matrix.</p>"
     head = "".join(f"<th>{e(label)}</th>" for label in labels)
+    try:
+        fractions = row_fractions(matrix)
+    except TypeError:  # not numbers: shown, not shaded
+        fractions = [[0.0] * len(row) for row in matrix]
+
+    def cell(count: Any, fraction: float) -> str:
+        red, green, blue = shade(fraction)
+        ink = "#fff" if fraction > 0.6 else "#222"
+        return f'<td style="background:#{red:02x}{green:02x}{blue:02x};color:{ink}">{e(count)}</td>'
+
     rows = "".join(
-        f"<tr><th>{e(label)}</th>" + "".join(f"<td>{e(count)}</td>" for count in row) + "</tr>"
-        for label, row in zip(labels, matrix, strict=False)
+        f"<tr><th>{e(label)}</th>"
+        + "".join(cell(count, fraction) for count, fraction in zip(row, shares, strict=False))
+        + "</tr>"
+        for label, row, shares in zip(labels, matrix, fractions, strict=False)
     )
     return (
         "<table><caption>Confusion matrix (rows: true label, columns: predicted)</caption>"
@@ -110,8 +126,52 @@ FRESH_LINK_NOTE = (
 )
 
 
-def evidence_html(evidence: dict[str, Any], *, predictions_url: str | None = None) -> str:
-    """The evidence as HTML; `predictions_url` is a link presigned for this page, else where to get one."""
+def chart_images(evidence: dict[str, Any]) -> dict[str, bytes]:
+    """The PNG charts of the evidence: "confusion" (heat map) and "accuracy" (candidate beside live model)."""
+    evaluation = evidence.get("evaluation") or {}
+    charts = {
+        "confusion": confusion_heatmap(evaluation.get("confusion_matrix") or []),
+        "accuracy": accuracy_bars(
+            evaluation.get("accuracy"), (evaluation.get("champion") or {}).get("accuracy")
+        ),
+    }
+    return {name: image for name, image in charts.items() if image}
+
+
+CHART_ALT = {
+    "confusion": "Confusion matrix as a heat map: rows are the true labels, columns the predictions; the darker "
+    "a cell, the larger its share of that label's rows",
+    "accuracy": "Held-out accuracy on a 0 to 1 scale: the candidate (green) above the live model (grey)",
+}
+
+
+def charts_html(sources: dict[str, str], evaluation: dict[str, Any]) -> str:
+    """The charts with a line under each; `sources` are data: URIs (the page) or cid: URIs (the mail)."""
+    live = (evaluation.get("champion") or {}).get("accuracy")
+    captions = {
+        "confusion": "The matrix as a heat map: the darker, the larger the share of the true label's rows.",
+        "accuracy": f"Held-out accuracy on a 0 to 1 scale: this release {format_accuracy(evaluation.get('accuracy'))}"
+        + (f" (green), the live model {format_accuracy(live)} (grey)." if live is not None else " (green)."),
+    }
+    return "".join(
+        f'<p><img src="{e(sources[name])}" alt="{e(CHART_ALT[name])}"><br><small>{e(captions[name])}</small></p>'
+        for name in CHART_ALT
+        if name in sources
+    )
+
+
+def data_uri(png_bytes: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes).decode("ascii")
+
+
+def evidence_html(
+    evidence: dict[str, Any],
+    *,
+    predictions_url: str | None = None,
+    chart_sources: dict[str, str] | None = None,
+) -> str:
+    """The evidence as HTML; `predictions_url` is a link presigned for this page, else where to get one;
+    `chart_sources` are where the charts' images are (none: no charts)."""
     release = evidence.get("release") or {}
     training = evidence.get("training") or {}
     evaluation = evidence.get("evaluation") or {}
@@ -137,7 +197,7 @@ def evidence_html(evidence: dict[str, Any], *, predictions_url: str | None = Non
         items.append(("Predictions", f"{e(evaluation['predictions_object'])}: {e(FRESH_LINK_NOTE)}"))
     listing = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
     matrix = confusion_matrix_html(evaluation.get("labels") or [], evaluation.get("confusion_matrix") or [])
-    return f"<dl>{listing}</dl>{matrix}"
+    return f"<dl>{listing}</dl>{matrix}{charts_html(chart_sources or {}, evaluation)}"
 
 
 def confirmation_page(
@@ -158,6 +218,11 @@ def confirmation_page(
     body = (
         f"<p>You are about to <strong>{verb.lower()}</strong> release {e(commit)}. "
         f"Nothing has been decided yet. This link expires at {e(expires_at)}.</p>"
-        f"{evidence_html(evidence, predictions_url=predictions_url)}{form}"
+        + evidence_html(
+            evidence,
+            predictions_url=predictions_url,
+            chart_sources={name: data_uri(image) for name, image in chart_images(evidence).items()},
+        )
+        + form
     )
     return page(f"{verb} release {commit}?", body)

@@ -14,7 +14,9 @@ import html as html_lib
 import itertools
 import json
 import re
+import struct
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -268,9 +270,65 @@ def test_request_sends_one_multipart_mail_with_the_evidence_and_both_links(appro
     assert "fresh download link" in text and "fresh download link" in html
     assert f"{API_URL}/approval?d=" in text
     assert text.count(f"{API_URL}/approval?d=") == 2
-    assert "<table>" in html and "<td>9</td>" in html
+    assert "<table>" in html and re.search(
+        r'<td style="background:#[0-9a-f]{6};color:#[0-9a-f]{3}">9</td>', html
+    )
     assert set(approvals.links()) == {"approve", "reject"}
     assert waiting.task_token not in mail.as_string()
+
+
+def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and the unfiltered RGB rows of an 8-bit RGB PNG whose rows use filter 0."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, offset = {}, 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        chunks[kind] = chunks.get(kind, b"") + data[offset + 8 : offset + 8 + length]
+        offset += 12 + length
+    width, height = struct.unpack(">II", chunks[b"IHDR"][:8])
+    raw = zlib.decompress(chunks[b"IDAT"])
+    stride = 1 + 3 * width
+    return width, height, [raw[y * stride + 1 : (y + 1) * stride] for y in range(height)]
+
+
+def test_the_mail_shows_the_confusion_matrix_as_a_heat_map_and_the_accuracies_as_bars(approvals, waiting):
+    approvals.ask(waiting)
+
+    [mail] = approvals.mails()
+    html_part = mail.get_body(("html",))
+    related = next(part for part in mail.walk() if part.get_content_type() == "multipart/related")
+    images = {
+        part["Content-ID"].strip("<>"): part
+        for part in related.iter_parts()
+        if part.get_content_maintype() == "image"
+    }
+    html = html_part.get_content()
+    referenced = re.findall(r'<img src="cid:([^"]+)" alt="([^"]+)"', html)
+    assert {cid for cid, _ in referenced} == set(images) and len(images) == 2
+    alts = " ".join(alt for _, alt in referenced)
+    assert "heat map" in alts and "candidate (green)" in alts
+    heatmap = next(images[cid] for cid, alt in referenced if "heat map" in alt).get_content()
+    width, height, rows = png_pixels(heatmap)
+    assert width == height == 3 * 40 + 1
+    middle = 20  # the middle of a cell, away from the grid lines
+    versicolor_right, versicolor_as_virginica = (
+        rows[40 + middle][3 * (40 + middle)],
+        rows[40 + middle][3 * (80 + middle)],
+    )
+    assert versicolor_right < versicolor_as_virginica  # 9 of 10 right: a darker red channel than 1 of 10
+    # The text part keeps the numbers.
+    assert "versicolor" in mail.get_body(("plain",)).get_content()
+
+
+def test_the_confirmation_page_shows_the_charts_inline_under_its_own_policy(approvals, waiting):
+    approvals.ask(waiting)
+
+    response = approvals.get(approvals.links()["approve"])
+
+    assert response["statusCode"] == 200
+    assert response["body"].count('<img src="data:image/png;base64,') == 2
+    assert "img-src data:" in response["multiValueHeaders"]["Content-Security-Policy"][0]
 
 
 def test_links_expire_no_later_than_the_approval_wait(approvals, waiting):
