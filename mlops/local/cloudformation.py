@@ -21,13 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moto.cloudformation import parsing
-from moto.cloudformation.exceptions import ValidationError
-from moto.iam.access_control import PermissionResult
-from moto.s3.models import FakeBucket
+# isort: off
+from .lean_moto import import_cloudformation_without_unused_models
 
-from . import cfn_resources
-from .template import TemplateError
+import_cloudformation_without_unused_models()  # before moto.cloudformation: it would load moto's EC2 model
+# isort: on
+from moto.cloudformation import parsing  # noqa: E402
+from moto.cloudformation.exceptions import ValidationError  # noqa: E402
+from moto.iam.access_control import PermissionResult  # noqa: E402
+from moto.s3.models import FakeBucket  # noqa: E402
+
+from . import cfn_resources  # noqa: E402
+from .template import TemplateError  # noqa: E402
 
 PACKAGE_BUCKET_PREFIX = "mlops-local-packages"  # as the SAM CLI's managed bucket for `sam package`
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so a folder's zip (and its key) changes only with its files
@@ -114,7 +119,7 @@ def sam_transform(doc: dict[str, Any], parameters: dict[str, str], region: str) 
     try:
         return transform(copy.deepcopy(doc), dict(parameters), _NoManagedPolicies())
     except InvalidDocumentException as error:
-        causes = "; ".join(str(cause) for cause in error.causes) or str(error)
+        causes = "; ".join(getattr(cause, "message", str(cause)) for cause in error.causes) or str(error)
         raise TemplateError(f"the SAM transform refused the template: {causes}") from None
     finally:
         if saved is None:
@@ -168,6 +173,8 @@ def uninstall() -> None:
     for owner, name, value in _saved.values():
         setattr(owner, name, value)
     _saved.clear()
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()  # models imported later (moto's EC2, say) are listed again
 
 
 @dataclass

@@ -21,9 +21,10 @@ from . import cloudformation, engine, outbox, sagemaker
 from .functions import FunctionSpec, LocalFunctions, invoke_any
 from .gateway import Gateway
 from .runners import ProcessRunner
-from .template import ACCOUNT_ID, Template
+from .template import ACCOUNT_ID, REPO_ROOT, Template, TemplateError
 
 REGION = "us-east-1"
+ACCESS_TEMPLATE_PATH = REPO_ROOT / "infra" / "github-oidc.yaml"
 APPROVER = "approver@example.com"
 SENDER = "releases@example.com"
 # Stack settings that keep a local run short; the template's defaults apply on AWS.
@@ -52,7 +53,7 @@ class MotoServer(ThreadedMotoServer):
 
 
 def quiet_logs() -> None:
-    for name in ("werkzeug", "moto", "botocore", "urllib3", "boto3"):
+    for name in ("werkzeug", "moto", "botocore", "urllib3", "boto3", "samtranslator"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -85,6 +86,7 @@ class LocalStack:
     parameters: dict[str, str] = field(default_factory=dict)
     definition_path: Path | None = None
     template: Template = field(default_factory=Template)
+    access_template: Template = field(default_factory=lambda: Template(ACCESS_TEMPLATE_PATH))
     # Another stage's stack whose local AWS, mail and SageMaker this one uses; and stages started beside it.
     shared: LocalStack | None = None
     companions: list[LocalStack] = field(default_factory=list)
@@ -142,6 +144,8 @@ class LocalStack:
         self._deploy()
         return self
 
+    region_name = REGION  # with ``client``, what aws_cli's functions need of a boto3 session
+
     def client(self, service: str):
         """One client per service (clients are thread-safe; creating one costs tens of milliseconds)."""
         if service not in self._clients:
@@ -161,7 +165,7 @@ class LocalStack:
         self.gateway = Gateway(None)
         self.gateway.start()
         _GATEWAYS[self.stack_name] = self.gateway.origin
-        parameters = {**LOCAL_PARAMETERS, **self.parameters}
+        parameters = self._stack_parameters()
         stage_values = {**self.template.parameter_defaults(), **parameters}
         project, stage = stage_values["ProjectName"], stage_values["Stage"]
         access = self._deploy_access_stack(f"{self.stack_name}-github", project, stage)
@@ -172,14 +176,13 @@ class LocalStack:
         self.created = cloudformation.create_stack(
             self.client("cloudformation"), self.stack_name, transformed, parameters
         )
-        outputs = self.created.outputs
         self.project, self.stage = self.created.parameters["ProjectName"], self.created.parameters["Stage"]
-        self.bucket = outputs["ArtifactBucketName"]
-        self.state_machine_arn = outputs["StateMachineArn"]
-        self.endpoint_name = outputs["EndpointName"]
-        self.model_package_group = outputs["ModelPackageGroupName"]
-        self.ecr_repository = access.outputs["ImageRepositoryName"]
-        self.image_repository_uri = access.outputs["ImageRepositoryUri"]
+        self.bucket = self._output(self.created, "ArtifactBucketName")
+        self.state_machine_arn = self._output(self.created, "StateMachineArn")
+        self.endpoint_name = self._output(self.created, "EndpointName")
+        self.model_package_group = self._output(self.created, "ModelPackageGroupName")
+        self.ecr_repository = self._output(access, "ImageRepositoryName")
+        self.image_repository_uri = self._output(access, "ImageRepositoryUri")
         self.role_arn = self.client("iam").get_role(RoleName=self.created.physical["SageMakerExecutionRole"])[
             "Role"
         ]["Arn"]
@@ -187,14 +190,30 @@ class LocalStack:
         self.client("ses").verify_email_identity(EmailAddress=self.created.parameters["SenderEmail"])
         self._start_functions_and_api(packaged.code_dirs)
 
+    def _stack_parameters(self) -> dict[str, str]:
+        """The stack's parameter values: the local settings the template declares, then ``parameters``."""
+        declared = self.template.doc.get("Parameters") or {}
+        missing = sorted({"ProjectName", "Stage"} - declared.keys())
+        if missing:
+            raise TemplateError(
+                f"{self.template.path} declares no {' or '.join(missing)} parameter: the local stacks are named "
+                "by them, as infra/samconfig.toml names the app stack"
+            )
+        return {**{k: v for k, v in LOCAL_PARAMETERS.items() if k in declared}, **self.parameters}
+
+    def _output(self, stack: cloudformation.CreatedStack, name: str) -> str:
+        if name not in stack.outputs:
+            raise TemplateError(f"stack {stack.name} has no {name} output, which the rehearsal reads")
+        return stack.outputs[name]
+
     def _deploy_access_stack(self, name: str, project: str, stage: str) -> cloudformation.CreatedStack:
-        access = Template(self.template.path.parent / "github-oidc.yaml")
+        access = self.access_template
         # The account-wide choices as scripts/bootstrap makes them: a second stage shares the first's.
         parameters = {
             **LOCAL_ACCESS_PARAMETERS,
             "ProjectName": project,
             "Stage": stage,
-            **github_stack_parameters(boto3.Session(region_name=REGION), name, project),
+            **github_stack_parameters(self, name, project),
         }
         return cloudformation.create_stack(
             self.client("cloudformation"), name, access.doc, {k: v for k, v in parameters.items() if v}
@@ -249,7 +268,7 @@ class LocalStack:
         self.gateway.route(
             self.functions, security, self.api_key_file.read_text() if self.api_key_file else None
         )
-        self.api_url = self.gateway.local_url(self.created.outputs["ApiUrl"])
+        self.api_url = self.gateway.local_url(self._output(self.created, "ApiUrl"))
 
     def _routes(
         self, arns: dict[str, str]
