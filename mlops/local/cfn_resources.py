@@ -186,6 +186,63 @@ class ModelPackageGroup(AdaptedResource):
         return cls(arn, name=params["ModelPackageGroupName"])  # Ref gives the group's ARN
 
 
+class IamRole(AdaptedResource):
+    """moto's own type stores inline policies as Python objects (GetRolePolicy then returns no JSON) and drops
+    ManagedPolicyArns."""
+
+    TYPE = "AWS::IAM::Role"
+    ATTRIBUTES: ClassVar[dict[str, str]] = {"Arn": "arn", "RoleId": "role_id"}
+
+    @classmethod
+    def create(cls, name, props, region, context):
+        iam = _client("iam", region)
+        role_name = props.get("RoleName", name[:64])
+        role = _call(
+            iam,
+            "create_role",
+            RoleName=role_name,
+            AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+            Description=props.get("Description"),
+            MaxSessionDuration=props.get("MaxSessionDuration"),
+            Path=props.get("Path"),
+            PermissionsBoundary=props.get("PermissionsBoundary"),
+            Tags=props.get("Tags"),
+        )["Role"]
+        for policy in props.get("Policies") or []:
+            iam.put_role_policy(
+                RoleName=role_name,
+                PolicyName=policy["PolicyName"],
+                PolicyDocument=json.dumps(policy["PolicyDocument"]),
+            )
+        unattached = []
+        for arn in props.get("ManagedPolicyArns") or []:
+            try:
+                iam.attach_role_policy(RoleName=role_name, PolicyArn=arn)
+            except iam.exceptions.NoSuchEntityException:
+                if ":iam::aws:policy/" not in arn:
+                    raise
+                unattached.append(arn)  # moto loads no AWS managed policies unless told to
+        return cls(role_name, arn=role["Arn"], role_id=role["RoleId"], unattached_aws_policies=unattached)
+
+
+class IamPolicy(AdaptedResource):
+    """moto's own type stores the document as a Python object, as for a role's inline policies."""
+
+    TYPE = "AWS::IAM::Policy"
+
+    @classmethod
+    def create(cls, name, props, region, context):
+        iam = _client("iam", region)
+        document = json.dumps(props["PolicyDocument"])
+        for role in props.get("Roles") or []:
+            iam.put_role_policy(RoleName=role, PolicyName=props["PolicyName"], PolicyDocument=document)
+        for user in props.get("Users") or []:
+            iam.put_user_policy(UserName=user, PolicyName=props["PolicyName"], PolicyDocument=document)
+        for group in props.get("Groups") or []:
+            iam.put_group_policy(GroupName=group, PolicyName=props["PolicyName"], PolicyDocument=document)
+        return cls(name)
+
+
 class OidcProvider(AdaptedResource):
     TYPE = "AWS::IAM::OIDCProvider"
     ATTRIBUTES: ClassVar[dict[str, str]] = {"Arn": "physical_resource_id"}
@@ -378,6 +435,8 @@ ADAPTED: dict[str, type[AdaptedResource]] = {
         BucketPolicy,
         Alarm,
         ModelPackageGroup,
+        IamRole,
+        IamPolicy,
         OidcProvider,
         ApiGatewayAccount,
         ApiStage,
