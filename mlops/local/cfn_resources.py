@@ -423,6 +423,7 @@ class StateMachine(AdaptedResource):
             "type": props.get("StateMachineType"),
             "loggingConfiguration": _lower_first(props.get("LoggingConfiguration")),
             "tracingConfiguration": _lower_first(props.get("TracingConfiguration")),
+            "tags": _lower_first(props.get("Tags")),
         }
         arn = _call(_client("stepfunctions", region), "create_state_machine", **params)["stateMachineArn"]
         return cls(arn, name=params["name"])

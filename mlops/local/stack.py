@@ -187,7 +187,8 @@ class LocalStack:
             "Role"
         ]["Arn"]
         # What scripts/bootstrap asks of the account holder: SES sends only from a verified sender.
-        self.client("ses").verify_email_identity(EmailAddress=self.created.parameters["SenderEmail"])
+        if self.created.parameters.get("SenderEmail"):
+            self.client("ses").verify_email_identity(EmailAddress=self.created.parameters["SenderEmail"])
         self._start_functions_and_api(packaged.code_dirs)
 
     def _stack_parameters(self) -> dict[str, str]:
