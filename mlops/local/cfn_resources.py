@@ -9,7 +9,9 @@ OpenAPI ``Body`` (so the Deployment fails), and a StateMachine without ``Definit
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -26,8 +28,15 @@ LocalApiOrigin = Callable[[str], "str | None"]
 
 
 def _client(service: str, region: str):
-    # The local AWS's own endpoint (AWS_ENDPOINT_URL): the created resources are as any caller sees them.
-    return boto3.client(service, region_name=region)
+    """A client of the local AWS's own endpoint: the resources are created as any caller would create them."""
+    return _cached_client(service, region, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@functools.cache
+def _cached_client(service: str, region: str, endpoint_url: str | None):
+    return boto3.client(
+        service, region_name=region, endpoint_url=endpoint_url
+    )  # thread-safe, and costly to make
 
 
 def _lower_first(value: Any) -> Any:

@@ -96,3 +96,24 @@ def import_cloudformation_without_unused_models() -> None:
         sys.meta_path.remove(finder)
         for name in [n for n in sys.modules if finder.find_spec(n, None)]:
             del sys.modules[name]
+
+
+def load_botocore_models_once() -> None:
+    """The clients, moto's request parsing (``moto.core.utils._load_service_model``, a new loader per service)
+    and moto's region lists (``AccountSpecificBackend.get_session``, a session of its own) each parse the same
+    botocore service models, several megabytes of JSON for SageMaker alone: all three read them through the
+    default session's loader, which parses each once. Idempotent."""
+    import boto3
+    from moto.core import base_backend, utils
+
+    if getattr(utils._load_service_model, "shared", False):
+        return
+    session = boto3._get_default_session()  # what boto3.client() creates its clients from
+    loader = session._session.get_component("data_loader")
+
+    def _load_service_model(service_name: str, model_name: str):
+        return loader.load_service_model(service_name, model_name)
+
+    _load_service_model.shared = True  # type: ignore[attr-defined]
+    utils._load_service_model = _load_service_model
+    base_backend.AccountSpecificBackend.get_session = classmethod(lambda cls: session)

@@ -17,7 +17,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from ..aws_cli import github_stack_parameters
-from . import cloudformation, engine, outbox, sagemaker
+from . import cloudformation, engine, lean_moto, outbox, sagemaker
 from .functions import FunctionSpec, LocalFunctions, invoke_any
 from .gateway import Gateway
 from .runners import ProcessRunner
@@ -124,6 +124,7 @@ class LocalStack:
             }
         )
         os.environ.pop("AWS_PROFILE", None)
+        lean_moto.load_botocore_models_once()
         cloudformation.install(_GATEWAYS.get)
         engine.install(invoke_any)  # before any state machine: the interpreter's backend holds them
         self.outbox = outbox.Outbox(self.work_dir / "outbox")
