@@ -29,20 +29,24 @@ class Gateway:
         functions: LocalFunctions | None,
         security: dict[tuple[str, str], set[str]] | None = None,
         api_key: str | None = None,
+        stages: set[str] | None = None,
     ):
         """``security`` maps (METHOD, path) to the schemes the API requires there: ``api_key`` (the
         ``x-api-key`` header must hold ``api_key``) or ``sigv4`` (a SigV4 Authorization header). Without
         ``functions`` it answers 403 for every path until ``route`` gives it some."""
         self.server: ThreadingHTTPServer | None = None
         self.routes: dict[tuple[str, str], str] = {}
-        self.route(functions, security, api_key)
+        self.route(functions, security, api_key, stages)
 
     def route(
         self,
         functions: LocalFunctions | None,
         security: dict[tuple[str, str], set[str]] | None = None,
         api_key: str | None = None,
+        stages: set[str] | None = None,
     ) -> None:
+        """``stages``: the API's deployed stage names, each the first segment of a URL path (default Prod)."""
+        self.stages = stages or {STAGE}
         self.functions = functions
         self.security = security or {}
         self.api_key = api_key
@@ -118,10 +122,10 @@ class Gateway:
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(raw_path)
-        prefix = f"/{STAGE}"
-        if not (parts.path == prefix or parts.path.startswith(prefix + "/")):
+        stage, _, rest = parts.path.removeprefix("/").partition("/")
+        if stage not in self.stages:
             return _json(403, "Missing Authentication Token")
-        path = parts.path[len(prefix) :] or "/"
+        path = "/" + rest
         logical = self.routes.get((method, path))
         if logical is None or self.functions is None:
             return _json(403, "Missing Authentication Token")
@@ -147,7 +151,7 @@ class Gateway:
                 "resourcePath": path,
                 "httpMethod": method,
                 "path": parts.path,
-                "stage": STAGE,
+                "stage": stage,
                 "requestId": str(uuid.uuid4()),
                 "requestTimeEpoch": int(time.time() * 1000),
                 "accountId": "123456789012",

@@ -267,8 +267,14 @@ class LocalStack:
             self.api_key_file = self.work_dir / "api-key"
             self.api_key_file.write_text(self._api_key())
             self.api_key_file.chmod(0o600)
+        apigateway = self.client("apigateway")
+        stages = {
+            stage["stageName"]
+            for api_id in self.created.of_type("AWS::ApiGateway::RestApi").values()
+            for stage in apigateway.get_stages(restApiId=api_id)["item"]
+        }
         self.gateway.route(
-            self.functions, security, self.api_key_file.read_text() if self.api_key_file else None
+            self.functions, security, self.api_key_file.read_text() if self.api_key_file else None, stages
         )
         self.api_url = self.gateway.local_url(self._output(self.created, "ApiUrl"))
 

@@ -70,7 +70,6 @@ class Template:
             raise TemplateError(f"{path} is not YAML: {error}") from None
         if not isinstance(self.doc, dict) or not isinstance(self.doc.get("Resources"), dict):
             raise TemplateError(f"{path} is not a CloudFormation template: it has no Resources")
-        self.resources: dict[str, dict[str, Any]] = self.doc["Resources"]
 
     def parameter_defaults(self) -> dict[str, str]:
         return {k: str(v["Default"]) for k, v in self.doc.get("Parameters", {}).items() if "Default" in v}
