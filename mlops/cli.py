@@ -43,7 +43,7 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     from .local.images import ImageError
     from .local.runners import runner_named
     from .local.stack import LocalStack, new_work_dir
-    from .local.template import Template
+    from .local.template import Template, TemplateError
     from .rehearsal import Options, parse_fault
     from .sourceinfo import current_commit
 
@@ -66,7 +66,10 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
         timeout=args.timeout,
     )
     parameters = dict(parse_hyperparameters(args.parameter)) if args.parameter else {}
-    template = Template()
+    try:
+        template = Template(Path(args.template).resolve()) if args.template else Template()
+    except TemplateError as error:
+        raise ReleaseError(f"--template: {error}") from error
     try:
         template.check_parameters(parameters)
     except ValueError as error:
@@ -88,13 +91,18 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
         runner = runner_named(args.runner, current_commit(), out)
     except ImageError as error:
         raise ReleaseError(f"--runner {args.runner}: {error}") from error
-    stack = LocalStack(
-        work_dir=work_dir,
-        runner=runner,
-        template=template,
-        parameters=parameters,
-        definition_path=definition,
-    ).start()
+    try:
+        stack = LocalStack(
+            work_dir=work_dir,
+            runner=runner,
+            template=template,
+            parameters=parameters,
+            definition_path=definition,
+        ).start()
+    except TemplateError as error:
+        raise ReleaseError(
+            f"{'--template ' + args.template if args.template else template.path}: {error}"
+        ) from error
     return stack, options
 
 
@@ -309,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rehearse.add_argument(
         "--definition", metavar="FILE", help="an ASL file to run instead of statemachine/mlops.asl.json"
+    )
+    rehearse.add_argument(
+        "--template",
+        help="a SAM template to deploy to the local AWS instead of infra/template.yaml (its CodeUri and "
+        "DefinitionUri paths are relative to it)",
     )
     rehearse.add_argument(
         "--serve",

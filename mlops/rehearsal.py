@@ -12,8 +12,7 @@ from typing import TextIO
 from . import approver
 from .data import write_iris_split
 from .execution import follow_execution
-from .local.stack import REGION, LocalStack
-from .local.template import ACCOUNT_ID
+from .local.stack import LocalStack
 from .promotion import start_promotion
 from .release import Release, image_tag_exists, start_release
 from .sourceinfo import current_commit, image_digest_for_tree
@@ -59,7 +58,6 @@ def parse_fault(text: str) -> tuple[str, int | None]:
 def _register_image(stack: LocalStack, commit: str) -> str:
     """Registers the commit-tagged image in the local ECR, as the release workflow pushes it."""
     ecr = stack.client("ecr")
-    registry = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com"
     if not image_tag_exists(ecr, stack.ecr_repository, commit):
         manifest = {
             "schemaVersion": 2,
@@ -74,7 +72,7 @@ def _register_image(stack: LocalStack, commit: str) -> str:
         ecr.put_image(
             repositoryName=stack.ecr_repository, imageTag=commit, imageManifest=json.dumps(manifest)
         )
-    return f"{registry}/{stack.ecr_repository}:{commit}"
+    return f"{stack.image_repository_uri}:{commit}"
 
 
 def _approve_in_background(
@@ -172,6 +170,8 @@ def promote_through(staging: LocalStack, summary: dict, options: Options, out: T
             runner=staging.runner,
             parameters={**staging.parameters, "Stage": stage},
             definition_path=staging.definition_path,
+            template=staging.template,
+            access_template=staging.access_template,
             shared=staging,
         ).start()
         staging.companions.append(stack)

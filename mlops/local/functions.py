@@ -14,9 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .template import ACCOUNT_ID, FunctionSpec
+from .template import ACCOUNT_ID
 
 log = logging.getLogger("mlops.local.functions")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A created function as this process runs it: its handler in its code folder, and its environment."""
+
+    logical_id: str
+    code_dir: Path
+    module: str
+    attribute: str
+    environment: dict[str, Any]
+    api_events: tuple[tuple[str, str], ...] = ()  # (METHOD, path) its API routes here
 
 
 @dataclass
@@ -68,15 +80,15 @@ class LocalFunctions:
         environment: dict[str, dict[str, str]],
         region: str,
         log_path: Path | None = None,
-        name_prefix: str = "",
+        arns: dict[str, str] | None = None,
     ):
-        """``name_prefix`` (e.g. ``mlops-iris-prod-``) keeps the function names of several stacks apart."""
+        """``arns``: the created functions' ARNs by logical id (by default each is named after its logical id)."""
         self.specs = specs
         self.log_path = log_path
         self.region = region
-        self.arns = {logical: function_arn(region, f"{name_prefix}{logical}") for logical in specs}
+        self.arns = arns or {logical: function_arn(region, logical) for logical in specs}
         self._logical = {
-            **{f"{name_prefix}{logical}": logical for logical in specs},
+            **{_function_name(arn): logical for logical, arn in self.arns.items()},
             **{lo: lo for lo in specs},
         }
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}

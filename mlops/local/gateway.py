@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -25,20 +26,46 @@ def _json(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
 class Gateway:
     def __init__(
         self,
-        functions: LocalFunctions,
+        functions: LocalFunctions | None,
         security: dict[tuple[str, str], set[str]] | None = None,
         api_key: str | None = None,
+        stages: set[str] | None = None,
     ):
-        """``security`` maps (METHOD, path) to the schemes the template requires there: ``api_key`` (the
-        ``x-api-key`` header must hold ``api_key``) or ``sigv4`` (a SigV4 Authorization header)."""
+        """``security`` maps (METHOD, path) to the schemes the API requires there: ``api_key`` (the
+        ``x-api-key`` header must hold ``api_key``) or ``sigv4`` (a SigV4 Authorization header). Without
+        ``functions`` it answers 403 for every path until ``route`` gives it some."""
+        self.server: ThreadingHTTPServer | None = None
+        self.routes: dict[tuple[str, str], str] = {}
+        self.route(functions, security, api_key, stages)
+
+    def route(
+        self,
+        functions: LocalFunctions | None,
+        security: dict[tuple[str, str], set[str]] | None = None,
+        api_key: str | None = None,
+        stages: set[str] | None = None,
+    ) -> None:
+        """``stages``: the API's deployed stage names, each the first segment of a URL path (default Prod)."""
+        self.stages = stages or {STAGE}
         self.functions = functions
         self.security = security or {}
         self.api_key = api_key
-        self.routes: dict[tuple[str, str], str] = {}
-        for logical, spec in functions.specs.items():
-            for method, path in spec.api_events:
-                self.routes[(method, path)] = logical
-        self.server: ThreadingHTTPServer | None = None
+        self.routes = {
+            (method, path): logical
+            for logical, spec in (functions.specs.items() if functions else ())
+            for method, path in spec.api_events
+        }
+
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:PORT``: what stands in for ``https://{api}.execute-api.{region}.amazonaws.com``."""
+        if self.server is None:
+            raise RuntimeError("the gateway is not started")
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def local_url(self, url: str) -> str:
+        """An execute-api URL (e.g. a stack output) as this gateway serves it."""
+        return re.sub(r"^https://[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com", self.origin, url)
 
     def start(self, port: int = 0) -> str:
         gateway = self
@@ -95,12 +122,12 @@ class Gateway:
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
     ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(raw_path)
-        prefix = f"/{STAGE}"
-        if not (parts.path == prefix or parts.path.startswith(prefix + "/")):
+        stage, _, rest = parts.path.removeprefix("/").partition("/")
+        if stage not in self.stages:
             return _json(403, "Missing Authentication Token")
-        path = parts.path[len(prefix) :] or "/"
+        path = "/" + rest
         logical = self.routes.get((method, path))
-        if logical is None:
+        if logical is None or self.functions is None:
             return _json(403, "Missing Authentication Token")
         denied = self._denied(self.security.get((method, path), set()), headers)
         if denied:
@@ -124,7 +151,7 @@ class Gateway:
                 "resourcePath": path,
                 "httpMethod": method,
                 "path": parts.path,
-                "stage": STAGE,
+                "stage": stage,
                 "requestId": str(uuid.uuid4()),
                 "requestTimeEpoch": int(time.time() * 1000),
                 "accountId": "123456789012",

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import secrets
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,13 +16,15 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from . import engine, outbox, sagemaker
-from .functions import LocalFunctions, invoke_any
+from ..aws_cli import github_stack_parameters
+from . import cloudformation, engine, lean_moto, outbox, sagemaker
+from .functions import FunctionSpec, LocalFunctions, invoke_any
 from .gateway import Gateway
 from .runners import ProcessRunner
-from .template import ACCOUNT_ID, Resolver, Template, substitute
+from .template import ACCOUNT_ID, REPO_ROOT, Template, TemplateError
 
 REGION = "us-east-1"
+ACCESS_TEMPLATE_PATH = REPO_ROOT / "infra" / "github-oidc.yaml"
 APPROVER = "approver@example.com"
 SENDER = "releases@example.com"
 # Stack settings that keep a local run short; the template's defaults apply on AWS.
@@ -34,6 +34,10 @@ LOCAL_PARAMETERS = {
     "EndpointPollSeconds": "1",
     "ApprovalTimeoutSeconds": "600",
 }
+# infra/github-oidc.yaml's repository parameters for the local access stack (no GitHub is involved).
+LOCAL_ACCESS_PARAMETERS = {"GitHubOwner": "local", "GitHubRepo": "sagemaker-sfn-mlops"}
+# Where each local stack's APIs are served: stack name -> the local gateway's origin.
+_GATEWAYS: dict[str, str] = {}
 
 
 class MotoServer(ThreadedMotoServer):
@@ -49,7 +53,7 @@ class MotoServer(ThreadedMotoServer):
 
 
 def quiet_logs() -> None:
-    for name in ("werkzeug", "moto", "botocore", "urllib3", "boto3"):
+    for name in ("werkzeug", "moto", "botocore", "urllib3", "boto3", "samtranslator"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -82,6 +86,7 @@ class LocalStack:
     parameters: dict[str, str] = field(default_factory=dict)
     definition_path: Path | None = None
     template: Template = field(default_factory=Template)
+    access_template: Template = field(default_factory=lambda: Template(ACCESS_TEMPLATE_PATH))
     # Another stage's stack whose local AWS, mail and SageMaker this one uses; and stages started beside it.
     shared: LocalStack | None = None
     companions: list[LocalStack] = field(default_factory=list)
@@ -119,30 +124,28 @@ class LocalStack:
             }
         )
         os.environ.pop("AWS_PROFILE", None)
-        self.params = {**self.template.parameter_defaults(), **LOCAL_PARAMETERS, **self.parameters}
-        self.project, self.stage = self.params["ProjectName"], self.params["Stage"]
+        lean_moto.load_botocore_models_once()
+        cloudformation.install(_GATEWAYS.get)
+        engine.install(invoke_any)  # before any state machine: the interpreter's backend holds them
         self.outbox = outbox.Outbox(self.work_dir / "outbox")
         outbox.install(self.outbox)
         self.sagemaker = sagemaker.LocalSageMaker(
             self.runner, self.work_dir / "sagemaker", self.endpoint_url, REGION
         )
         sagemaker.install(self.sagemaker)
-        self._create_resources()
-        self._start_functions_and_api()
-        self._create_state_machine()
+        self._deploy()
         return self
 
     def _start_beside(self, other: LocalStack) -> LocalStack:
         self.server, self.endpoint_url = other.server, other.endpoint_url
-        self.params = {**self.template.parameter_defaults(), **LOCAL_PARAMETERS, **self.parameters}
-        self.project, self.stage = self.params["ProjectName"], self.params["Stage"]
-        if (self.project, self.stage) == (other.project, other.stage):
-            raise ValueError(f"stage {self.stage} is already deployed on this local AWS")
         self.outbox, self.sagemaker = other.outbox, other.sagemaker
-        self._create_resources(project_resources_of=other)
-        self._start_functions_and_api()
-        self._create_state_machine()
+        name = self._stack_name()
+        if name == other.stack_name:
+            raise ValueError(f"stage {self.parameters.get('Stage')} is already deployed on this local AWS")
+        self._deploy()
         return self
+
+    region_name = REGION  # with ``client``, what aws_cli's functions need of a boto3 session
 
     def client(self, service: str):
         """One client per service (clients are thread-safe; creating one costs tens of milliseconds)."""
@@ -150,129 +153,166 @@ class LocalStack:
             self._clients[service] = boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)
         return self._clients[service]
 
-    def _create_resources(self, project_resources_of: LocalStack | None = None) -> None:
-        prefix = f"{self.project}-{self.stage}"
-        self.bucket = f"{prefix}-artifacts-{ACCOUNT_ID}"
-        self.client("s3").create_bucket(Bucket=self.bucket)
-        sns = self.client("sns")
-        self.topic_arn = sns.create_topic(Name=f"{prefix}-notifications")["TopicArn"]
-        sns.subscribe(TopicArn=self.topic_arn, Protocol="email", Endpoint=self.params["ApproverEmail"])
-        self.table = f"{prefix}-approvals"
-        self.client("dynamodb").create_table(
-            TableName=self.table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "approval_id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "approval_id", "KeyType": "HASH"}],
+    def _stack_name(self) -> str:
+        """As infra/samconfig.toml names the app stack: ``<ProjectName>-<Stage>``."""
+        values = {**self.template.parameter_defaults(), **self.parameters}
+        return f"{values.get('ProjectName', 'mlops')}-{values.get('Stage', 'local')}"
+
+    def _deploy(self) -> None:
+        """The access stack (infra/github-oidc.yaml), then the app stack from the template, as scripts/bootstrap
+        deploys them; every name the rehearsal uses is read back from what they created."""
+        self.stack_name = self._stack_name()
+        # The local gateway listens before the stack exists: the state machine's ApiUrl names it.
+        self.gateway = Gateway(None)
+        self.gateway.start()
+        _GATEWAYS[self.stack_name] = self.gateway.origin
+        parameters = self._stack_parameters()
+        stage_values = {**self.template.parameter_defaults(), **parameters}
+        project, stage = stage_values["ProjectName"], stage_values["Stage"]
+        access = self._deploy_access_stack(f"{self.stack_name}-github", project, stage)
+        packaged = cloudformation.package(
+            self.template.doc, self.template.path.parent, self._uploader(), self.definition_path
         )
-        # A fresh signing key per local run, as the stack generates one in AWS.
-        self.secret_arn = self.client("secretsmanager").create_secret(
-            Name=f"{prefix}-link-signing", SecretString=secrets.token_urlsafe(48)
-        )["ARN"]
-        self.client("ses").verify_email_identity(EmailAddress=self.params["SenderEmail"])
-        self.role_arn = self.client("iam").create_role(
-            RoleName=f"{prefix}-sagemaker",
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "sagemaker.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )["Role"]["Arn"]
-        if project_resources_of:  # the registry group and image repository belong to the project
-            self.model_package_group = project_resources_of.model_package_group
-            self.ecr_repository = project_resources_of.ecr_repository
-            return
-        self.model_package_group = self.project
-        self.client("sagemaker").create_model_package_group(
-            ModelPackageGroupName=self.model_package_group,
-            ModelPackageGroupDescription=f"Releases of {self.project}",
+        transformed = cloudformation.sam_transform(packaged.template, parameters, REGION)
+        self.created = cloudformation.create_stack(
+            self.client("cloudformation"), self.stack_name, transformed, parameters
         )
-        self.ecr_repository = self.project
-        self.client("ecr").create_repository(
-            repositoryName=self.ecr_repository, imageTagMutability="IMMUTABLE"
+        self.project, self.stage = self.created.parameters["ProjectName"], self.created.parameters["Stage"]
+        self.bucket = self._output(self.created, "ArtifactBucketName")
+        self.state_machine_arn = self._output(self.created, "StateMachineArn")
+        self.endpoint_name = self._output(self.created, "EndpointName")
+        self.model_package_group = self._output(self.created, "ModelPackageGroupName")
+        self.ecr_repository = self._output(access, "ImageRepositoryName")
+        self.image_repository_uri = self._output(access, "ImageRepositoryUri")
+        self.role_arn = self.client("iam").get_role(RoleName=self.created.physical["SageMakerExecutionRole"])[
+            "Role"
+        ]["Arn"]
+        # What scripts/bootstrap asks of the account holder: SES sends only from a verified sender.
+        if self.created.parameters.get("SenderEmail"):
+            self.client("ses").verify_email_identity(EmailAddress=self.created.parameters["SenderEmail"])
+        self._start_functions_and_api(packaged.code_dirs)
+
+    def _stack_parameters(self) -> dict[str, str]:
+        """The stack's parameter values: the local settings the template declares, then ``parameters``."""
+        declared = self.template.doc.get("Parameters") or {}
+        missing = sorted({"ProjectName", "Stage"} - declared.keys())
+        if missing:
+            raise TemplateError(
+                f"{self.template.path} declares no {' or '.join(missing)} parameter: the local stacks are named "
+                "by them, as infra/samconfig.toml names the app stack"
+            )
+        return {**{k: v for k, v in LOCAL_PARAMETERS.items() if k in declared}, **self.parameters}
+
+    def _output(self, stack: cloudformation.CreatedStack, name: str) -> str:
+        if name not in stack.outputs:
+            raise TemplateError(f"stack {stack.name} has no {name} output, which the rehearsal reads")
+        return stack.outputs[name]
+
+    def _deploy_access_stack(self, name: str, project: str, stage: str) -> cloudformation.CreatedStack:
+        access = self.access_template
+        # The account-wide choices as scripts/bootstrap makes them: a second stage shares the first's.
+        parameters = {
+            **LOCAL_ACCESS_PARAMETERS,
+            "ProjectName": project,
+            "Stage": stage,
+            **github_stack_parameters(self, name, project),
+        }
+        return cloudformation.create_stack(
+            self.client("cloudformation"), name, access.doc, {k: v for k, v in parameters.items() if v}
         )
 
-    def _physical(self) -> tuple[dict[str, str], dict[str, str]]:
-        physical = {
-            "ArtifactBucket": self.bucket,
-            "ModelPackageGroup": self.model_package_group,
-            "NotificationTopic": self.topic_arn,
-            "ApprovalTable": self.table,
-            "LinkSigningSecret": self.secret_arn,
-            "ServerlessRestApi": "local",
-            "InferenceApiKey": "local-inference-key",
-        }
-        # Every API of the template is the one local gateway.
-        physical.update(
-            {
-                logical: "local"
-                for logical, res in self.template.resources.items()
-                if res["Type"] == "AWS::Serverless::Api"
-            }
-        )
-        arns = {
-            "SageMakerExecutionRole": self.role_arn,
-            "NotificationTopic": self.topic_arn,
-            "ArtifactBucket": f"arn:aws:s3:::{self.bucket}",
-        }
-        return physical, arns
+    def _uploader(self):
+        s3 = self.client("s3")
+        bucket = f"{cloudformation.PACKAGE_BUCKET_PREFIX}-{ACCOUNT_ID}"
+        if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            s3.create_bucket(Bucket=bucket)
 
-    def _start_functions_and_api(self) -> None:
-        physical, arns = self._physical()
-        resolver = Resolver(self.params, physical, arns, REGION, self.template.conditions())
-        specs = self.template.functions()
-        env = {
-            logical: {k: str(resolver.resolve(v)) for k, v in spec.environment.items()}
-            for logical, spec in specs.items()
+        def put_object(key: str, body: bytes) -> str:
+            s3.put_object(Bucket=bucket, Key=f"{self.stack_name}/{key}", Body=body)
+            return f"s3://{bucket}/{self.stack_name}/{key}"
+
+        return put_object
+
+    def _start_functions_and_api(self, code_dirs: dict[str, Path]) -> None:
+        lambda_client = self.client("lambda")
+        configs = {
+            logical: lambda_client.get_function_configuration(FunctionName=name)
+            for logical, name in self.created.of_type("AWS::Lambda::Function").items()
         }
+        arns = {logical: config["FunctionArn"] for logical, config in configs.items()}
+        routes, security = self._routes(arns)
+        specs = {}
+        for logical, config in configs.items():
+            module, attribute = config["Handler"].rsplit(".", 1)
+            specs[logical] = FunctionSpec(
+                logical_id=logical,
+                code_dir=code_dirs[config["CodeSha256"]],
+                module=module,
+                attribute=attribute,
+                # Lambda's variables are strings; moto keeps a Number parameter's Ref as it parsed it
+                environment={
+                    k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()
+                },
+                api_events=tuple(route for route, target in routes.items() if target == logical),
+            )
         self.functions = LocalFunctions(
             specs,
-            env,
+            {logical: spec.environment for logical, spec in specs.items()},
             REGION,
             log_path=self.work_dir / "logs" / "functions.log",
-            name_prefix=f"{self.project}-{self.stage}-",
+            arns=arns,
         )
-        engine.install(invoke_any)
-        security = self.template.api_security(resolver)
         self.api_key_file = None
         if any("api_key" in schemes for schemes in security.values()):
             self.api_key_file = self.work_dir / "api-key"
-            self.api_key_file.write_text(secrets.token_urlsafe(30))
+            self.api_key_file.write_text(self._api_key())
             self.api_key_file.chmod(0o600)
-        self.gateway = Gateway(
-            self.functions, security, self.api_key_file.read_text() if self.api_key_file else None
+        apigateway = self.client("apigateway")
+        stages = {
+            stage["stageName"]
+            for api_id in self.created.of_type("AWS::ApiGateway::RestApi").values()
+            for stage in apigateway.get_stages(restApiId=api_id)["item"]
+        }
+        self.gateway.route(
+            self.functions, security, self.api_key_file.read_text() if self.api_key_file else None, stages
         )
-        self.api_url = self.gateway.start()
-        physical["ServerlessRestApi"] = "local"
-        self.resolver = Resolver(
-            self.params, physical, {**arns, **self.functions.arns}, REGION, self.template.conditions()
-        )
+        self.api_url = self.gateway.local_url(self._output(self.created, "ApiUrl"))
 
-    def substitutions(self) -> dict[str, str]:
-        _, raw = self.template.state_machine()
-        values = {k: str(self.resolver.resolve(v)) for k, v in raw.items()}
-        values["ApiUrl"] = self.api_url
-        return values
+    def _routes(
+        self, arns: dict[str, str]
+    ) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], set[str]]]:
+        """(METHOD, path) -> the function its Lambda proxy integration invokes, and the schemes it requires,
+        from the REST APIs the stack created."""
+        logical_of = {arn: logical for logical, arn in arns.items()}
+        apigateway = self.client("apigateway")
+        routes, security = {}, {}
+        for api_id in self.created.of_type("AWS::ApiGateway::RestApi").values():
+            for resource in apigateway.get_resources(restApiId=api_id, limit=500)["items"]:
+                for method, spec in (resource.get("resourceMethods") or {}).items():
+                    uri = (spec.get("methodIntegration") or {}).get("uri", "")
+                    function_arn = uri.split("/functions/", 1)[-1].removesuffix("/invocations")
+                    if function_arn in logical_of:
+                        routes[(method, resource["path"])] = logical_of[function_arn]
+                        security[(method, resource["path"])] = {
+                            name
+                            for name, required in (
+                                ("api_key", spec.get("apiKeyRequired")),
+                                ("sigv4", spec.get("authorizationType") == "AWS_IAM"),
+                            )
+                            if required
+                        }
+        return routes, security
 
-    def _create_state_machine(self) -> None:
-        default_path, _ = self.template.state_machine()
-        path = self.definition_path or default_path
-        definition = substitute(path.read_text(), self.substitutions())
-        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
-            name=f"{self.project}-{self.stage}-release",
-            definition=definition,
-            roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{self.project}-states",
-        )["stateMachineArn"]
-
-    @property
-    def endpoint_name(self) -> str:
-        return self.substitutions()["EndpointName"]
+    def _api_key(self) -> str:
+        """The value of the API key the stack's usage plan admits to its API (as `aws apigateway get-api-key
+        --include-value` reads it on AWS)."""
+        apigateway = self.client("apigateway")
+        apis = set(self.created.of_type("AWS::ApiGateway::RestApi").values())
+        for plan in apigateway.get_usage_plans()["items"]:
+            if any(stage["apiId"] in apis for stage in plan.get("apiStages", [])):
+                for key in apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]:
+                    return apigateway.get_api_key(apiKey=key["id"], includeValue=True)["value"]
+        raise LookupError(f"stack {self.stack_name} requires an API key but no usage plan of its API has one")
 
     def live_endpoints(self) -> list[str]:
         return [e["EndpointName"] for e in self.client("sagemaker").list_endpoints()["Endpoints"]]
@@ -286,6 +326,7 @@ class LocalStack:
         )
         if functions:
             functions.close()
+        _GATEWAYS.pop(getattr(self, "stack_name", None), None)
         if self.shared:
             if gateway:
                 gateway.stop()
@@ -306,6 +347,7 @@ class LocalStack:
         sagemaker.uninstall()
         outbox.uninstall()
         engine.uninstall()
+        cloudformation.uninstall()
         if server:
             moto_api_backend.reset()  # the local AWS's state goes with it, as if it had been its own process
         if hasattr(self, "_saved_env"):

@@ -1,9 +1,8 @@
-"""Reads the SAM template, the one source of function handlers and state machine substitutions."""
+"""Reads a CloudFormation/SAM template: its parameters (checked as CloudFormation checks them) and its text."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,10 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "infra" / "template.yaml"
 ACCOUNT_ID = "123456789012"
+
+
+class TemplateError(ValueError):
+    """A template cannot be read, packaged, transformed or created; the message says which part and why."""
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -54,41 +57,19 @@ for _short in (
     _CfnLoader.add_constructor(f"!{_short}", _tag("Ref" if _short == "Ref" else f"Fn::{_short}"))
 
 
-@dataclass(frozen=True)
-class FunctionSpec:
-    logical_id: str
-    code_dir: Path
-    module: str
-    attribute: str
-    environment: dict[str, Any]
-    api_events: tuple[tuple[str, str], ...]  # (METHOD, path)
-
-
 class Template:
-    """A parsed SAM template with just enough CloudFormation resolution for the local runtime."""
+    """A parsed template; ``mlops.local.cloudformation`` deploys it, this checks parameter values first."""
 
     def __init__(self, path: Path = TEMPLATE_PATH):
         self.path = path
-        self.doc = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
-        self.resources: dict[str, dict[str, Any]] = self.doc["Resources"]
-
-    def conditions(self) -> dict[str, Any]:
-        return self.doc.get("Conditions", {})
-
-    def api_security(self, resolver: Resolver) -> dict[tuple[str, str], set[str]]:
-        """(METHOD, path) -> security schemes the template's APIs require (e.g. {"api_key"})."""
-        routes: dict[tuple[str, str], set[str]] = {}
-        for res in self.resources.values():
-            if res["Type"] != "AWS::Serverless::Api":
-                continue
-            paths = resolver.resolve(res["Properties"].get("DefinitionBody", {})).get("paths", {})
-            for path, methods in paths.items():
-                for method, operation in methods.items():
-                    schemes = {
-                        name for requirement in operation.get("security") or [] for name in requirement
-                    }
-                    routes[(method.upper(), path)] = schemes
-        return routes
+        try:
+            self.doc = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        except OSError as error:
+            raise TemplateError(f"cannot read {path}: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise TemplateError(f"{path} is not YAML: {error}") from None
+        if not isinstance(self.doc, dict) or not isinstance(self.doc.get("Resources"), dict):
+            raise TemplateError(f"{path} is not a CloudFormation template: it has no Resources")
 
     def parameter_defaults(self) -> dict[str, str]:
         return {k: str(v["Default"]) for k, v in self.doc.get("Parameters", {}).items() if "Default" in v}
@@ -104,124 +85,6 @@ class Template:
             problem = _parameter_problem(declared[name], value)
             if problem:
                 raise ValueError(f"{name}={value!r}: {problem}")
-
-    def functions(self) -> dict[str, FunctionSpec]:
-        globals_env = (
-            self.doc.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-        )
-        specs = {}
-        for logical_id, res in self.resources.items():
-            if res["Type"] != "AWS::Serverless::Function":
-                continue
-            props = res["Properties"]
-            module, attribute = props["Handler"].rsplit(".", 1)
-            env = {**globals_env, **props.get("Environment", {}).get("Variables", {})}
-            events = tuple(
-                (ev["Properties"]["Method"].upper(), ev["Properties"]["Path"])
-                for ev in props.get("Events", {}).values()
-                if ev["Type"] == "Api"
-            )
-            specs[logical_id] = FunctionSpec(
-                logical_id=logical_id,
-                code_dir=(self.path.parent / props["CodeUri"]).resolve(),
-                module=module,
-                attribute=attribute,
-                environment=env,
-                api_events=events,
-            )
-        return specs
-
-    def state_machine(self) -> tuple[Path, dict[str, Any]]:
-        for res in self.resources.values():
-            if res["Type"] == "AWS::Serverless::StateMachine":
-                props = res["Properties"]
-                return (self.path.parent / props["DefinitionUri"]).resolve(), props.get(
-                    "DefinitionSubstitutions", {}
-                )
-        raise LookupError(f"{self.path} declares no AWS::Serverless::StateMachine")
-
-
-_NO_VALUE = object()  # Ref AWS::NoValue: the property is left out
-
-
-class Resolver:
-    """Resolves Ref/GetAtt/Sub/If against parameter values and the physical ids the local runtime chose."""
-
-    def __init__(
-        self,
-        parameters: dict[str, str],
-        physical: dict[str, str],
-        arns: dict[str, str],
-        region: str,
-        conditions: dict[str, Any] | None = None,
-    ):
-        self.parameters = parameters
-        self.conditions = conditions or {}
-        self.physical = physical
-        self.arns = arns
-        self.pseudo = {
-            "AWS::Region": region,
-            "AWS::AccountId": ACCOUNT_ID,
-            "AWS::Partition": "aws",
-            "AWS::StackName": "local",
-            "AWS::URLSuffix": "amazonaws.com",
-        }
-
-    def ref(self, name: str) -> Any:
-        if name == "AWS::NoValue":
-            return _NO_VALUE
-        for table in (self.pseudo, self.parameters, self.physical):
-            if name in table:
-                return table[name]
-        raise KeyError(f"the local runtime has no value for Ref {name}")
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, dict) and len(value) == 1:
-            ((key, arg),) = value.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                logical, attr = arg
-                if attr != "Arn" or logical not in self.arns:
-                    raise KeyError(f"the local runtime cannot resolve GetAtt {logical}.{attr}")
-                return self.arns[logical]
-            if key == "Fn::Sub":
-                return re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub_var(m.group(1)), arg)
-            if key == "Fn::If":
-                name, if_true, if_false = arg
-                return self.resolve(if_true if self.condition(name) else if_false)
-        if isinstance(value, dict):
-            resolved = {k: self.resolve(v) for k, v in value.items()}
-            return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
-        if isinstance(value, list):
-            return [v for v in (self.resolve(v) for v in value) if v is not _NO_VALUE]
-        return value
-
-    def condition(self, name: str) -> bool:
-        if name not in self.conditions:
-            raise KeyError(f"the template declares no condition {name}")
-        return self._truth(self.conditions[name])
-
-    def _truth(self, expression: Any) -> bool:
-        ((key, arg),) = expression.items()
-        if key == "Fn::Equals":
-            left, right = (self.resolve(a) for a in arg)
-            return str(left) == str(right)
-        if key == "Fn::Not":
-            return not self._truth(arg[0])
-        if key == "Fn::And":
-            return all(self._truth(a) for a in arg)
-        if key == "Fn::Or":
-            return any(self._truth(a) for a in arg)
-        if key == "Condition":
-            return self.condition(arg)
-        raise KeyError(f"the local runtime cannot evaluate condition {key}")
-
-    def _sub_var(self, name: str) -> str:
-        if "." in name:
-            logical, attr = name.split(".", 1)
-            return self.resolve({"Fn::GetAtt": [logical, attr]})
-        return self.ref(name)
 
 
 def substitute(definition: str, values: dict[str, str]) -> str:

@@ -256,6 +256,25 @@ def test_missing_definition_file_is_a_clear_error(mlops_cli, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_missing_template_file_is_a_clear_error(mlops_cli, tmp_path):
+    done = mlops_cli("rehearse", "--template", str(tmp_path / "nope.yaml"), timeout=60)
+    assert done.returncode == 2
+    assert f"mlops: error: --template: cannot read {tmp_path / 'nope.yaml'}" in done.stderr
+    assert "Traceback" not in done.stderr and "Starting the local AWS" not in done.stderr
+
+
+def test_a_template_the_sam_transform_refuses_is_a_clear_error(mlops_cli, tmp_path):
+    template = (REPO / "infra" / "template.yaml").read_text()
+    (tmp_path / "template.yaml").write_text(template.replace("      Handler: app.handler\n", "", 1))
+    done = mlops_cli("rehearse", "--template", str(tmp_path / "template.yaml"), timeout=120)
+    assert done.returncode == 2
+    assert (
+        "the SAM transform refused the template: Resource with id [EvaluateFunction] is invalid"
+        in done.stderr
+    )
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.container
 def test_image_runner_runs_train_and_serve_inside_the_image(rehearse):
     # The release gives up first and says where it stopped; then the command; both before pytest's 600 s.

@@ -13,9 +13,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def stack(tmp_path):
-    local = LocalStack(work_dir=tmp_path / "work", parameters={"Stage": "prod"}).start()
-    yield local
-    local.stop()
+    # As on AWS, the prod stack uses the model registry group the staging stack owns.
+    staging = LocalStack(work_dir=tmp_path / "work").start()
+    try:
+        prod = LocalStack(work_dir=tmp_path / "work" / "prod", parameters={"Stage": "prod"}, shared=staging)
+        staging.companions.append(prod.start())
+        yield prod
+    finally:
+        staging.stop()
 
 
 def test_promotion_of_a_rejected_package_fails_with_model_package_not_approved(stack):

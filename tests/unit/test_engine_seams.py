@@ -1,6 +1,7 @@
 """The local runtime patches private parts of moto; an upgrade that moves them must fail here, loudly."""
 
 import inspect
+import re
 import subprocess
 import sys
 
@@ -123,3 +124,60 @@ def test_the_local_sagemaker_uninstalled_twice_leaves_moto_as_it_was():
     sagemaker.uninstall()  # a stack stopped twice
     after = {(owner, name): owner.__dict__.get(name, missing) for owner, name, _ in sagemaker._PATCHES}
     assert after == before
+
+
+def test_cloudformation_seams_exist():
+    from moto.apigateway.models import APIGatewayBackend, Method, Resource
+    from moto.cloudformation import parsing
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    # mlops.local.cloudformation replaces this function; moto's parse_resource calls it by its global name
+    assert list(inspect.signature(parsing.resource_class_from_type).parameters) == ["resource_type"]
+    assert "resource_class_from_type(resource_type)" in inspect.getsource(parsing.parse_resource)
+    assert "LogicalId" in inspect.getsource(parsing.parse_and_create_resource)
+    assert "StackId" in inspect.getsource(parsing.parse_and_create_resource)
+    assert isinstance(parsing.NULL_MODELS, list)
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        assert callable(cached.cache_clear)
+    assert list(inspect.signature(FakeBucket.get_permission).parameters) == ["self", "action", "resource"]
+    assert PermissionResult.NEUTRAL
+    # the RestApi adapter imports an OpenAPI body through the backend and sets what the import leaves out
+    create = inspect.signature(APIGatewayBackend.create_rest_api).parameters
+    assert {"name", "description", "endpoint_configuration"} <= create.keys()
+    assert list(inspect.signature(APIGatewayBackend.put_rest_api).parameters) == [
+        "self",
+        "function_id",
+        "api_doc",
+        "fail_on_warnings",
+        "mode",
+    ]
+    assert callable(APIGatewayBackend.get_resources) and callable(Resource.get_path)
+    method = Method("POST", None)
+    assert method.api_key_required is False and hasattr(method, "authorization_type")
+    assert "resource_methods" in inspect.getsource(Resource.__init__)
+
+
+def test_moto_cloudformation_imports_no_model_beyond_the_ones_stood_in_for():
+    from moto.cloudformation import parsing
+
+    from mlops.local.lean_moto import CLOUDFORMATION_UNUSED
+
+    imported = set(re.findall(r"^from (moto\.\w+)(?:\.\w+)* import", inspect.getsource(parsing), re.M))
+    heavy = {"moto.ec2", "moto.autoscaling", "moto.batch", "moto.ecs", "moto.efs", "moto.elb", "moto.elbv2"}
+    assert heavy <= set(CLOUDFORMATION_UNUSED)
+    assert set(CLOUDFORMATION_UNUSED) <= imported  # a name moto no longer imports is a stale stand-in
+
+
+def test_the_local_cloudformation_loads_without_moto_ec2_and_ec2_still_loads_later():
+    probe = (
+        "import sys, mlops.local.cloudformation as cfn\n"
+        "assert 'moto.ec2' not in sys.modules and 'moto.ssm' not in sys.modules\n"
+        "import moto.ec2.models, moto.ssm.models\n"
+        "assert type(moto.ec2.models.ec2_backends).__name__ == 'BackendDict'\n"
+        "cfn.install(lambda name: None); cfn.uninstall()\n"
+        "from moto.cloudformation import parsing\n"
+        "assert 'AWS::EC2::VPC' in parsing.get_model_map()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -4,9 +4,9 @@ import urllib.request
 
 import pytest
 
-from mlops.local.functions import LocalFunctions
+from mlops.local.cfn_resources import method_security
+from mlops.local.functions import FunctionSpec, LocalFunctions
 from mlops.local.gateway import Gateway
-from mlops.local.template import FunctionSpec, Resolver, Template
 
 HANDLER = """
 import json
@@ -61,23 +61,47 @@ def test_handler_exception_is_502_not_a_dropped_connection(gateway):
     assert _call(gateway + "/open?boom=1") == (502, {"message": "Internal server error"})
 
 
-def test_template_security_follows_the_inference_auth_parameter():
-    template = Template()
-    conditions = template.conditions()
+def _body(security):
+    return {
+        "openapi": "3.0.1",
+        "paths": {"/v1/invokeSagemakerAPI": {"post": {"security": security}}},
+        "components": {
+            "securitySchemes": {
+                "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"},
+                "sigv4": {
+                    "type": "apiKey",
+                    "name": "Authorization",
+                    "in": "header",
+                    "x-amazon-apigateway-authtype": "awsSigv4",
+                },
+            }
+        },
+    }
 
-    def security(auth: str):
-        params = {**template.parameter_defaults(), "InferenceAuth": auth}
-        resolver = Resolver(params, {}, {}, "us-east-1", conditions)
-        return template.api_security(resolver)[("POST", "/v1/invokeSagemakerAPI")]
 
-    assert security("API_KEY") == {"api_key"}
-    assert security("IAM") == {"sigv4"}
-    assert security("NONE") == set()
+def test_the_openapi_security_becomes_the_method_settings_api_gateway_imports():
+    route = ("POST", "/v1/invokeSagemakerAPI")
+    assert method_security(_body([{"api_key": []}]))[route] == {
+        "api_key_required": True,
+        "authorization_type": "NONE",
+    }
+    assert method_security(_body([{"sigv4": []}]))[route] == {
+        "api_key_required": False,
+        "authorization_type": "AWS_IAM",
+    }
+    assert method_security(_body(None))[route] == {"api_key_required": False, "authorization_type": "NONE"}
 
 
-def test_resolver_if_and_no_value():
-    resolver = Resolver({"Mode": "a"}, {}, {}, "us-east-1", {"IsA": {"Fn::Equals": [{"Ref": "Mode"}, "a"]}})
-    assert resolver.resolve({"Fn::If": ["IsA", "yes", "no"]}) == "yes"
-    assert resolver.resolve({"x": {"Fn::If": ["IsA", {"Ref": "AWS::NoValue"}, 1]}, "y": 2}) == {"y": 2}
-    with pytest.raises(KeyError):
-        resolver.condition("Missing")
+def test_a_gateway_started_before_its_routes_answers_403_then_serves_them(tmp_path):
+    (tmp_path / "echo_handler.py").write_text(HANDLER)
+    gw = Gateway(None)
+    url = gw.start()
+    try:
+        assert url == gw.origin + "/Prod"
+        assert gw.local_url("https://abc123.execute-api.us-east-1.amazonaws.com/Prod/x") == url + "/x"
+        assert _call(url + "/open")[0] == 403
+        spec = FunctionSpec("EchoFunction", tmp_path, "echo_handler", "handler", {}, (("GET", "/open"),))
+        gw.route(LocalFunctions({"EchoFunction": spec}, {"EchoFunction": {}}, "us-east-1"))
+        assert _call(url + "/open")[0] == 200
+    finally:
+        gw.stop()

@@ -2,8 +2,7 @@
 
 import pytest
 
-from mlops.local.functions import FunctionLoadError, LocalFunctions, invoke_any
-from mlops.local.template import FunctionSpec
+from mlops.local.functions import FunctionLoadError, FunctionSpec, LocalFunctions, invoke_any
 
 
 def functions_from(tmp_path, source, environment=None):
@@ -51,8 +50,9 @@ def test_variables_that_disagree_between_functions_are_refused_at_once(tmp_path)
 def test_closed_functions_are_no_longer_found_by_invoke(tmp_path):
     (tmp_path / "echo.py").write_text("def handler(event, context):\n    return event\n")
     spec = FunctionSpec("Echo", tmp_path, "echo", "handler", {}, ())
-    functions = LocalFunctions({"Echo": spec}, {"Echo": {}}, "us-east-1", name_prefix="closing-")
-    assert invoke_any(functions.arns["Echo"], {"n": 1}) == (True, {"n": 1})
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:closing-Echo-A1B2C3"  # as CloudFormation names it
+    functions = LocalFunctions({"Echo": spec}, {"Echo": {}}, "us-east-1", arns={"Echo": arn})
+    assert invoke_any(arn, {"n": 1}) == (True, {"n": 1})
     functions.close()
     ok, error = invoke_any(functions.arns["Echo"], {"n": 1})
     assert not ok

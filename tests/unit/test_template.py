@@ -3,34 +3,47 @@ import re
 
 import pytest
 
-from mlops.local.template import Resolver, Template, substitute
+from mlops.local.cloudformation import code_sha256, package, sam_transform
+from mlops.local.template import Template, substitute
 
 
-def test_every_function_handler_in_the_template_exists_on_disk():
-    for spec in Template().functions().values():
-        assert (spec.code_dir / f"{spec.module}.py").is_file(), spec
+@pytest.fixture(scope="module")
+def transformed():
+    """infra/template.yaml as `sam package` and the SAM transform leave it (no AWS involved)."""
+    uploaded = {}
+
+    def put_object(key, body):
+        uploaded[key] = body
+        return f"s3://packages/{key}"
+
+    template = Template()
+    packaged = package(template.doc, template.path.parent, put_object)
+    return sam_transform(packaged.template, {}, "us-east-1"), packaged, uploaded
 
 
-def test_every_substitution_the_definition_uses_is_declared_in_the_template():
-    path, substitutions = Template().state_machine()
-    filled = substitute(path.read_text(), {name: "x" for name in substitutions})
-    json.loads(filled)
+def test_every_function_handler_in_the_transformed_template_is_in_its_package(transformed):
+    template, packaged, uploaded = transformed
+    functions = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+    assert len(functions) >= 5
+    for logical, resource in functions.items():
+        code = uploaded[resource["Properties"]["Code"]["S3Key"]]
+        module = resource["Properties"]["Handler"].rsplit(".", 1)[0]
+        assert (packaged.code_dirs[code_sha256(code)] / f"{module}.py").is_file(), logical
+
+
+def test_every_substitution_the_definition_uses_is_declared_in_the_transformed_template(transformed):
+    template, _, uploaded = transformed
+    (machine,) = (
+        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    )
+    definition = uploaded[machine["Properties"]["DefinitionS3Location"]["Key"]].decode()
+    substitutions = machine["Properties"]["DefinitionSubstitutions"]
+    json.loads(substitute(definition, {name: "x" for name in substitutions}))
 
 
 def test_an_undeclared_substitution_is_an_error_not_a_blank():
     with pytest.raises(KeyError, match="Missing"):
         substitute('{"a": "${Missing}"}', {})
-
-
-def test_resolver_handles_ref_getatt_and_sub():
-    resolver = Resolver({"Stage": "staging"}, {"Bucket": "b1"}, {"Fn": "arn:fn"}, "eu-west-1")
-    assert resolver.resolve({"Ref": "Bucket"}) == "b1"
-    assert resolver.resolve({"Fn::GetAtt": ["Fn", "Arn"]}) == "arn:fn"
-    assert (
-        resolver.resolve({"Fn::Sub": "x-${Stage}-${AWS::Region}-${Fn.Arn}"}) == "x-staging-eu-west-1-arn:fn"
-    )
-    with pytest.raises(KeyError):
-        resolver.resolve({"Ref": "Nope"})
 
 
 def test_every_default_passes_the_parameter_constraints():
