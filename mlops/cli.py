@@ -198,11 +198,16 @@ def _release(args: argparse.Namespace) -> int:
     execution_arn = start_release(boto3.client("stepfunctions"), args.state_machine_arn, release)
     region = execution_arn.split(":")[3]
     console = f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
-    print(
-        json.dumps(
-            {"execution_arn": execution_arn, "execution_name": release.execution_name, "console_url": console}
-        )
-    )
+    started = {
+        "execution_arn": execution_arn,
+        "execution_name": release.execution_name,
+        "console_url": console,
+    }
+    if args.github_output:
+        from .github_output import write_github_output
+
+        write_github_output(started)
+    print(json.dumps(started))
     return 0
 
 
@@ -225,11 +230,16 @@ def _promote(args: argparse.Namespace) -> int:
         args.attempt,
         args.run_id,
     )
-    print(
-        json.dumps(
-            {"execution_arn": execution_arn, "model_package_arn": args.model_package_arn, "stage": args.stage}
-        )
-    )
+    started = {
+        "execution_arn": execution_arn,
+        "model_package_arn": args.model_package_arn,
+        "stage": args.stage,
+    }
+    if args.github_output:
+        from .github_output import write_github_output
+
+        write_github_output(started)
+    print(json.dumps(started))
     return 0
 
 
@@ -237,14 +247,25 @@ def _image_exists(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from .release import image_tag_exists
+    from .release import pushed_image_digest
 
     try:
-        exists = image_tag_exists(boto3.client("ecr"), args.repository, args.tag)
+        digest = pushed_image_digest(boto3.client("ecr"), args.repository, args.tag)
     except (ClientError, BotoCoreError) as error:  # not "absent": the push must not go ahead blindly
         raise ReleaseError(f"cannot tell whether {args.repository}:{args.tag} exists: {error}") from error
-    print(json.dumps({"repository": args.repository, "tag": args.tag, "exists": exists}))
-    return 0 if exists else 1
+    exists = digest is not None
+    found = {"repository": args.repository, "tag": args.tag, "exists": exists}
+    if args.registry:
+        found["uri"] = f"{args.registry}/{args.repository}:{args.tag}"
+    if digest:
+        found["digest"] = digest
+    if args.github_output:
+        from .github_output import write_github_output
+
+        write_github_output({k: found.get(k, "") for k in ("exists", "uri", "digest")})
+    print(json.dumps(found))
+    # With --github-output the outputs answer the question; exit 1 is kept for scripts that test the code.
+    return 0 if exists or args.github_output else 1
 
 
 def _diagram(args: argparse.Namespace) -> int:
@@ -401,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument(
         "--hyperparameters", nargs="*", default=[], metavar="NAME=VALUE", help="training hyperparameters"
     )
+    release.add_argument(
+        "--github-output",
+        action="store_true",
+        help="also write execution_arn, execution_name and console_url to $GITHUB_OUTPUT (a workflow step's "
+        "outputs)",
+    )
     release.set_defaults(func=_release)
 
     promote = commands.add_parser(
@@ -424,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--attempt", type=_positive(int), default=1, help="the CI run attempt; a rerun needs a new one"
     )
     promote.add_argument("--run-id", default="", help="the CI run id")
+    promote.add_argument(
+        "--github-output",
+        action="store_true",
+        help="also write execution_arn, model_package_arn and stage to $GITHUB_OUTPUT",
+    )
     promote.set_defaults(func=_promote)
 
     image_exists = commands.add_parser(
@@ -432,6 +464,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     image_exists.add_argument("repository", help="the ECR repository's name")
     image_exists.add_argument("tag", help="the image tag (the commit SHA)")
+    image_exists.add_argument(
+        "--registry", help="the registry host (ECR login's output): adds the image's uri to what is printed"
+    )
+    image_exists.add_argument(
+        "--github-output",
+        action="store_true",
+        help="write exists=true|false, uri and digest to $GITHUB_OUTPUT and exit 0 whether or not the tag "
+        "exists (2 still means it could not be told)",
+    )
     image_exists.set_defaults(func=_image_exists)
 
     add_aws_commands(commands)

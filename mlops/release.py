@@ -63,13 +63,18 @@ def parse_hyperparameters(pairs: list[str]) -> dict[str, str]:
 
 
 def image_tag_exists(ecr, repository: str, tag: str) -> bool:
+    return pushed_image_digest(ecr, repository, tag) is not None
+
+
+def pushed_image_digest(ecr, repository: str, tag: str) -> str | None:
+    """The manifest digest (sha256:...) ECR holds for the tag, or None when the tag is absent."""
     try:
-        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-        return True
+        details = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])["imageDetails"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("ImageNotFoundException",):
-            return False
+            return None
         raise
+    return details[0].get("imageDigest", "unknown") if details else None
 
 
 def already_started(sfn, state_machine_arn: str, name: str) -> bool:
