@@ -56,7 +56,11 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
         raise ReleaseError(
             f"--stages {args.stages!r}: list distinct stages starting with staging, e.g. staging,prod"
         )
+    workflow = Path(args.workflow).resolve() if args.workflow else None
+    if workflow and not workflow.is_file():
+        raise ReleaseError(f"--workflow {workflow} does not exist")
     options = Options(
+        **({"workflow": workflow} if workflow else {}),
         stages=stages,
         faults=faults,
         approve=args.approve,
@@ -125,7 +129,8 @@ def _rehearse(args: argparse.Namespace) -> int:
         print(json.dumps(summary), flush=True)
         if args.serve:
             stopped.wait()
-        return 0 if summary["status"] == "SUCCEEDED" else 1
+        # 2: the workflow stopped before a release started, as when `mlops release` refuses to start one.
+        return {"SUCCEEDED": 0, "NOT_STARTED": 2}.get(summary["status"], 1)
     except KeyboardInterrupt:
         out.write("\nInterrupted: stopping the local AWS and the programs it runs\n")
         raise
@@ -135,7 +140,15 @@ def _rehearse(args: argparse.Namespace) -> int:
 
 def _print_summary(summary: dict, out, serving: bool) -> None:
     out.write(f"\nRelease {summary['status']}\n")
-    if summary["status"] == "SUCCEEDED":
+    if summary["status"] == "NOT_STARTED":
+        tail = "".join(f"    {line}\n" for line in summary.get("tail", []))
+        out.write(
+            f"  {summary['workflow']['file']}: step {summary.get('failed_step')!r} failed, so no release started\n"
+            f"  reason:   {summary.get('reason')}\n"
+            + (f"  its last output lines:\n{tail}" if tail else "")
+            + f"  log:      {summary['workflow']['log']}\n  work dir: {summary['work_dir']}\n\n"
+        )
+    elif summary["status"] == "SUCCEEDED":
         out.write(
             f"  endpoint  {summary['endpoint_name']}\n  API       {summary['api_url']}\n"
             f"  mail      {summary['outbox']}\n  local AWS {summary['aws_endpoint_url']}\n"
@@ -341,8 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rehearse.add_argument(
         "--template",
+        metavar="FILE",
         help="a SAM template to deploy to the local AWS instead of infra/template.yaml (its CodeUri and "
         "DefinitionUri paths are relative to it)",
+    )
+    rehearse.add_argument(
+        "--workflow",
+        metavar="FILE",
+        help="a copy of .github/workflows/release.yml whose job starts each release instead of that file",
     )
     rehearse.add_argument(
         "--serve",

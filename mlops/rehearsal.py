@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -12,9 +11,11 @@ from typing import TextIO
 from . import approver
 from .data import write_iris_split
 from .execution import follow_execution
+from .local.release_workflow import RELEASE_WORKFLOW, run_release_workflow, workflow_record
 from .local.stack import LocalStack
+from .local.workflow import WorkflowError
 from .promotion import start_promotion
-from .release import Release, image_tag_exists, start_release
+from .release import ReleaseError
 from .sourceinfo import current_commit, image_digest_for_tree
 from .summary import curl_prediction, left_over, registry_record, stage_record
 
@@ -28,6 +29,7 @@ class Options:
     timeout: float = 600.0
     faults: list[tuple[str, int | None]] = field(default_factory=list)  # (fault, release number or every)
     stages: list[str] = field(default_factory=lambda: ["staging"])  # release to the first, promote on
+    workflow: Path = RELEASE_WORKFLOW  # the workflow whose job starts each release
 
     def faults_for(self, release: int) -> set[str]:
         return {name for name, number in self.faults if number in (None, release)}
@@ -53,26 +55,6 @@ def parse_fault(text: str) -> tuple[str, int | None]:
     if number and not number.isdigit():
         raise ValueError(f"fault {text!r}: the release after @ must be a number")
     return name, int(number) if number else None
-
-
-def _register_image(stack: LocalStack, commit: str) -> str:
-    """Registers the commit-tagged image in the local ECR, as the release workflow pushes it."""
-    ecr = stack.client("ecr")
-    if not image_tag_exists(ecr, stack.ecr_repository, commit):
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {
-                "mediaType": "application/vnd.docker.container.image.v1+json",
-                "size": 0,
-                "digest": image_digest_for_tree(),
-            },
-            "layers": [],
-        }
-        ecr.put_image(
-            repositoryName=stack.ecr_repository, imageTag=commit, imageManifest=json.dumps(manifest)
-        )
-    return f"{stack.image_repository_uri}:{commit}"
 
 
 def _approve_in_background(
@@ -119,27 +101,46 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
     if "duplicate-execution" in faults and attempt > 1:
         attempt -= 1
     commit = current_commit()
-    image_uri = _register_image(stack, commit)
-    release = Release(
-        project=stack.project,
-        stage=stack.stage,
-        commit=commit,
-        image_uri=image_uri,
-        data_uri=f"s3://{stack.bucket}/data",
-        attempt=attempt,
-        hyperparameters=options.hyperparameters,
-        image_digest=image_digest_for_tree(),
-    )
-    sfn = stack.client("stepfunctions")
     known_mail = set(stack.outbox.messages())
-    execution_arn = start_release(sfn, stack.state_machine_arn, release)
-    out.write(f"Release {attempt}: commit {commit[:12]}, execution {release.execution_name}\n")
+    workflow = start_from_workflow(stack, options, commit, attempt, out)
+    outputs = workflow["outputs"]
+    if workflow["status"] != "success" or not outputs.get("execution_arn"):
+        return {"status": "NOT_STARTED", "workflow": workflow}
+    out.write(f"Release {attempt}: commit {commit[:12]}, execution {outputs['execution_name']}\n")
     done = threading.Event()
     _approve_in_background(stack, options, known_mail, out, done)
     try:
-        return follow_execution(stack, execution_arn, options.timeout, out)
+        return {
+            **follow_execution(stack, outputs["execution_arn"], options.timeout, out),
+            "workflow": workflow,
+        }
     finally:
         done.set()
+
+
+def start_from_workflow(stack: LocalStack, options: Options, commit: str, attempt: int, out: TextIO) -> dict:
+    """Runs the release workflow's job (attempt N of one local run); returns the summary's ``workflow``."""
+    try:
+        name = options.workflow.relative_to(RELEASE_WORKFLOW.parents[2])
+    except ValueError:
+        name = options.workflow
+    event = "workflow_dispatch" if options.hyperparameters else "push to main"
+    out.write(f"Workflow {name} ({event}, attempt {attempt}):\n")
+    out.flush()
+    try:
+        result = run_release_workflow(
+            stack,
+            commit=commit,
+            attempt=attempt,
+            hyperparameters=options.hyperparameters,
+            config_digest=image_digest_for_tree,
+            local_image_for=getattr(stack.runner, "image_for_uri", None),
+            path=options.workflow,
+            out=out,
+        )
+    except WorkflowError as error:
+        raise ReleaseError(f"{name}: {error}") from error
+    return workflow_record(result)
 
 
 def promote(staging: LocalStack, prod: LocalStack, package_arn: str, options: Options, out: TextIO) -> dict:
@@ -214,7 +215,11 @@ def upload_data(stack: LocalStack, faults: set[str]) -> None:
 
 def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> dict:
     upload_data(stack, options.faults_for(1))
-    releases = [run_release(stack, options, number, out) for number in range(1, options.releases + 1)]
+    releases: list[dict] = []
+    for number in range(1, options.releases + 1):
+        releases.append(run_release(stack, options, number, out))
+        if releases[-1]["status"] == "NOT_STARTED":
+            return not_started(stack, releases)
     last = releases[-1]
     summary = {
         "status": last["status"],
@@ -231,6 +236,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         "task_errors": last["task_errors"],
         "seconds": last["seconds"],
         "diagram": last["diagram"],
+        "workflow": last["workflow"],
     }
     if last["status"] == "SUCCEEDED":
         summary["curl"], summary["prediction"] = curl_prediction(stack)
@@ -264,6 +270,34 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
                     "cause",
                 )
             }
+            for r in releases
+        ]
+    return summary
+
+
+def not_started(stack: LocalStack, releases: list[dict]) -> dict:
+    """The summary when the workflow stopped before the state machine started: which step, and why."""
+    workflow = releases[-1]["workflow"]
+    failed = next((s for s in workflow["steps"] if s.get("conclusion", s["outcome"]) == "failure"), None)
+    summary = {
+        "status": "NOT_STARTED",
+        "failed_step": failed["name"] if failed else None,
+        "error": "WorkflowStepFailed" if failed else "NoExecutionStarted",
+        "reason": "; ".join(failed.get("errors", []))
+        if failed
+        else "the release step wrote no execution_arn",
+        "tail": failed.get("tail", []) if failed else [],
+        "workflow": workflow,
+        "outbox": str(stack.outbox.folder),
+        "work_dir": str(stack.work_dir),
+        "aws_endpoint_url": stack.endpoint_url,
+        "state_machine_arn": stack.state_machine_arn,
+        "runner": stack.runner.name,
+        "live_endpoints": stack.live_endpoints(),
+    }
+    if len(releases) > 1:
+        summary["releases"] = [
+            {k: r.get(k) for k in ("status", "execution_name", "endpoint_action", "failed_state", "error")}
             for r in releases
         ]
     return summary

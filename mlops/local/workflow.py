@@ -413,7 +413,6 @@ class JobRunner:
             return self.finish(
                 StepResult(name, step_id, "failure", "failure", errors=[str(error)]), step, started
             )
-        self.say(f"  ▸ {name}")
         with self.log_path.open("a") as log:
             log.write(f"##[group]{name}\n")
         if "run" in step:
@@ -431,9 +430,7 @@ class JobRunner:
                 result.tail = self.log_tail()
             if str(step.get("continue-on-error", "false")).lower() == "true":
                 result.conclusion = "success"
-            for error in result.errors:
-                self.say(f"  ✗ {result.name}: {error}")
-            self.say(f"  ✗ {result.name} failed ({result.seconds:.2f} s)")
+            self.say(f"  ✗ {result.name} failed ({result.seconds:.2f} s): {'; '.join(result.errors)}")
         elif result.outcome == "success":
             self.say(f"  ✓ {result.name} ({result.seconds:.2f} s)")
         return result

@@ -132,6 +132,10 @@ def test_same_execution_name_twice_is_refused_with_advice(mlops_cli, tmp_path):
     assert done.returncode == 2
     assert "already exists" in done.stderr and "--attempt" in done.stderr
     assert "Traceback" not in done.stderr
+    # The workflow's own `mlops release` refused it: its step failed and no second release started.
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (summary["status"], summary["failed_step"]) == ("NOT_STARTED", "Start the release")
+    assert [r["status"] for r in summary["releases"]] == ["SUCCEEDED", "NOT_STARTED"]
 
 
 def test_two_releases_update_one_endpoint_and_leave_nothing_over(rehearse):
@@ -144,4 +148,9 @@ def test_two_releases_update_one_endpoint_and_leave_nothing_over(rehearse):
     assert second["evaluation"]["champion"]["endpoint_config"] == first["names"]["endpoint_config"]
     assert summary["left_over"] == []
     assert summary["prediction"] == {"result": "setosa"}
+    # Release 2 is a re-run of release.yml (attempt 2): ECR has the commit's image, so nothing is rebuilt.
+    steps = {step["name"]: step["outcome"] for step in summary["workflow"]["steps"]}
+    assert [o for name, o in steps.items() if name.startswith("Run docker/")] == ["skipped", "skipped"]
+    assert steps["Start the release"] == "success"
+    assert summary["workflow"]["credentials"]["role_session_name"] == "release-1-2"
     json.dumps(summary)

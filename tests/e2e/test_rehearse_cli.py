@@ -216,6 +216,9 @@ def test_reject_ends_failed_at_the_approval_and_creates_no_endpoint(rehearse, tm
 def test_invalid_hyperparameter_fails_at_training_naming_it(rehearse):
     code, summary, _ = rehearse("--hyperparameters", "max_depth=-3")
     assert code == 1
+    # Hyperparameters reach training as a workflow_dispatch's input, through release.yml's own steps.
+    assert summary["workflow"]["event"] == "workflow_dispatch"
+    assert summary["workflow"]["status"] == "success"
     assert summary["failed_state"] == "Train"
     assert "max_depth" in summary["cause"]
     assert "NotifyFailure" in summary["states"]

@@ -80,7 +80,8 @@ def local_aws(tmp_path_factory):
             "summary": summary,
             "work": work / "work",
             "clients": clients,
-            "bucket": clients["s3"].list_buckets()["Buckets"][0]["Name"],
+            # The stack's artifact bucket, whatever else the local AWS holds (the templates' package bucket).
+            "bucket": pipeline_job["OutputDataConfig"]["S3OutputPath"].split("/")[2],
             "image_uri": execution_input["release"]["image_uri"],
             "role_arn": pipeline_job["RoleArn"],
             "pipeline_job": pipeline_job["TrainingJobName"],

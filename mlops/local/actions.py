@@ -1,0 +1,214 @@
+"""Local equivalents of the actions the workflows use: one small function each, keyed by the action's name.
+
+Each takes the step's ActionCall (its ``with:`` inputs, environment and the job's env/PATH setters) and
+returns the outputs the real action would; a refusal is an ActionFailed whose message the step's log shows.
+``configure_aws_credentials`` stands alone so the OIDC role assumption can replace it as one function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .workflow import Action, ActionCall, ActionFailed
+
+LOCAL_ACCESS_KEY = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")  # AWS STS's RoleSessionName rule
+
+PYTHON_SHIM = """#!/usr/bin/env bash
+# python as the rehearsal's runner gives it: this interpreter ({python}), except `-m venv` and `-m pip`, which
+# mlops.local.pyshim answers without making an environment or downloading anything.
+if [ "${{1-}}" = -m ] && {{ [ "${{2-}}" = venv ] || [ "${{2-}}" = pip ]; }}; then
+  exec "{python}" -m mlops.local.pyshim "$0" "${{@:2}}"
+fi
+exec "{python}" "$@"
+"""
+
+
+def _git(workspace: Path, *args: str, git_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    prefix = ["git", f"--git-dir={git_dir}", f"--work-tree={workspace}"] if git_dir else ["git"]
+    return subprocess.run([*prefix, *args], cwd=workspace, capture_output=True, text=True, check=False)
+
+
+def checkout(call: ActionCall) -> dict[str, str]:
+    """The working tree is already there; what checkout adds is the repository as GitHub's runner has it.
+
+    A new git dir in RUNNER_TEMP borrows this repository's objects (alternates) and holds what checkout
+    leaves: HEAD detached at the commit and ``origin/main`` at it (the run is a push of this commit to main),
+    with the history cut at that commit unless ``fetch-depth: 0``. Later steps get it through GIT_DIR and
+    GIT_WORK_TREE, so this repository's own refs are never touched."""
+    for unsupported in ("path", "repository", "submodules", "sparse-checkout", "lfs"):
+        if call.inputs.get(unsupported) not in (None, "", "false"):
+            raise ActionFailed(f"actions/checkout: the local runner does not emulate {unsupported}:")
+    head = _git(call.workspace, "rev-parse", "--verify", "HEAD^{commit}")
+    if head.returncode != 0:
+        raise ActionFailed(
+            f"{call.workspace} is not a git checkout: release.yml resolves the commit with git; rehearse from "
+            "a clone of the repository"
+        )
+    sha = head.stdout.strip()
+    ref = call.inputs.get("ref", "")
+    if ref:
+        wanted = _git(call.workspace, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").stdout.strip()
+        if wanted != sha:
+            raise ActionFailed(
+                f"ref {ref} is {wanted[:12] or 'not a commit here'}, but the rehearsal runs the working tree at "
+                f"{sha[:12]}: check out {ref} first (git switch --detach {ref}) and rehearse again"
+            )
+    depth = str(call.inputs.get("fetch-depth", "1"))
+    if depth not in ("0", "1"):
+        raise ActionFailed(f"actions/checkout: fetch-depth {depth}: the local runner emulates 0 and 1")
+    objects = Path(_git(call.workspace, "rev-parse", "--git-common-dir").stdout.strip())
+    objects = (objects if objects.is_absolute() else call.workspace / objects).resolve() / "objects"
+    git_dir = call.runner_temp / "checkout.git"
+    if _git(call.workspace, "init", "--quiet", "--bare", str(git_dir)).returncode != 0:
+        raise ActionFailed(f"git init {git_dir} failed")
+    (git_dir / "objects" / "info" / "alternates").write_text(f"{objects}\n")
+    (git_dir / "HEAD").write_text(f"{sha}\n")
+    if depth == "1":
+        (git_dir / "shallow").write_text(f"{sha}\n")
+    for args in (
+        ("config", "core.bare", "false"),
+        ("update-ref", "refs/remotes/origin/main", sha),
+        ("read-tree", sha),
+    ):
+        done = _git(call.workspace, *args, git_dir=git_dir)
+        if done.returncode != 0:
+            raise ActionFailed(f"git {' '.join(args)}: {done.stderr.strip()}")
+    call.set_env("GIT_DIR", str(git_dir))
+    call.set_env("GIT_WORK_TREE", str(call.workspace))
+    call.record["checkout"] = {"commit": sha, "fetch_depth": int(depth), "git_dir": str(git_dir)}
+    call.log(f"HEAD is now at {sha[:12]} (the working tree as it is; origin/main = {sha[:12]})")
+    return {"ref": ref or sha, "commit": sha}
+
+
+def setup_python(call: ActionCall) -> dict[str, str]:
+    """This interpreter, as ``python``/``python3`` on PATH (through the venv/pip shim)."""
+    asked = str(call.inputs.get("python-version", ""))
+    have = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if asked and not f"{have}.{sys.version_info.micro}".startswith(asked):
+        call.log(
+            f"::warning::python-version {asked}: the rehearsal runs the steps with its own Python {have}"
+        )
+    tool = call.runner_temp / "setup-python" / "bin"
+    tool.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        (tool / name).write_text(PYTHON_SHIM.format(python=sys.executable))
+        (tool / name).chmod(0o755)
+    call.add_path(str(tool))
+    call.record["python"] = {"asked": asked, "used": sys.version.split()[0], "executable": sys.executable}
+    return {"python-version": sys.version.split()[0], "python-path": str(tool / "python")}
+
+
+def configure_aws_credentials(call: ActionCall) -> dict[str, str]:
+    """Credentials for the local AWS. The role is recorded, not assumed (yet): the step's inputs are checked
+    as STS would check them, and the session gets the local AWS's test keys."""
+    region, role = call.inputs.get("aws-region", ""), call.inputs.get("role-to-assume", "")
+    session = call.inputs.get("role-session-name", "GitHubActions")
+    if not region:
+        raise ActionFailed("Input required and not supplied: aws-region")
+    if not role.startswith("arn:aws:iam::"):
+        raise ActionFailed(f"role-to-assume {role!r} is not a role ARN (is the repository variable set?)")
+    if not SESSION_NAME.match(session):
+        raise ActionFailed(f"role-session-name {session!r}: 2-64 characters of letters, digits and +=,.@_-")
+    for name, value in {**LOCAL_ACCESS_KEY, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}.items():
+        call.set_env(name, value)
+    call.record["credentials"] = {
+        "role_to_assume": role,
+        "role_session_name": session,
+        "region": region,
+        "assumed": False,  # the local AWS's test keys; no AssumeRoleWithWebIdentity yet
+    }
+    return {"aws-account-id": role.split(":")[4]}
+
+
+def setup_buildx(call: ActionCall) -> dict[str, str]:
+    """Nothing to set up: the image comes from the rehearsal's runner."""
+    return {}
+
+
+class LocalImageActions:
+    """ECR login and build-push against the local ECR; ``ecr`` is a client of the local AWS."""
+
+    def __init__(
+        self, ecr, repository: str, config_digest: Callable[[], str], local_image_for: Callable | None
+    ):
+        self.ecr, self.repository = ecr, repository
+        self.config_digest, self.local_image_for = config_digest, local_image_for
+
+    def registry(self) -> str:
+        endpoint = self.ecr.get_authorization_token()["authorizationData"][0]["proxyEndpoint"]
+        return endpoint.split("://", 1)[-1]
+
+    def ecr_login(self, call: ActionCall) -> dict[str, str]:
+        if not call.env.get("AWS_ACCESS_KEY_ID"):
+            raise ActionFailed("no AWS credentials: run aws-actions/configure-aws-credentials first")
+        registry = self.registry()
+        call.log(f"Logged in to {registry} (the local ECR)")
+        return {"registry": registry}
+
+    def build_push(self, call: ActionCall) -> dict[str, str]:
+        """The rehearsal's image for each tag: the process runner's programs come from container/ (the tag is
+        registered with a digest of those sources), the image runner's from the image it built locally."""
+        context = call.workspace / call.inputs.get("context", ".")
+        if not (context / "Dockerfile").is_file():
+            raise ActionFailed(f"context {call.inputs.get('context')}: no Dockerfile in {context}")
+        tags = [t.strip() for t in re.split(r"[,\n]", call.inputs.get("tags", "")) if t.strip()]
+        if not tags:
+            raise ActionFailed("docker/build-push-action: no tags")
+        if call.inputs.get("push", "false") != "true":
+            call.log("push: false, nothing pushed")
+            return {}
+        registry, digest = self.registry(), ""
+        for tag in tags:
+            host, _, rest = tag.partition("/")
+            repository, _, version = rest.rpartition(":")
+            if host != registry or repository != self.repository or not version:
+                raise ActionFailed(f"{tag}: the local ECR has {registry}/{self.repository}:TAG only")
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "size": 0,
+                    "digest": self.config_digest(),
+                },
+                "layers": [],
+            }
+            from botocore.exceptions import ClientError
+
+            body = json.dumps(manifest)
+            try:  # a registry's digest of a manifest is the SHA-256 of its bytes
+                pushed = self.ecr.put_image(
+                    repositoryName=repository,
+                    imageTag=version,
+                    imageManifest=body,
+                    imageDigest=f"sha256:{hashlib.sha256(body.encode()).hexdigest()}",
+                )
+            except ClientError as error:
+                raise ActionFailed(f"push {tag}: {error}") from error
+            digest = pushed["image"]["imageId"]["imageDigest"]
+            served_by = self.local_image_for(tag) if self.local_image_for else "container/ (process runner)"
+            call.log(f"pushed {tag} ({digest}); the rehearsal runs it from {served_by}")
+            call.record.setdefault("pushed", []).append(tag)
+        return {
+            "digest": digest,
+            "imageid": manifest["config"]["digest"],
+            "metadata": json.dumps({"tags": tags}),
+        }
+
+
+def local_actions(image_actions: LocalImageActions) -> dict[str, Action]:
+    return {
+        "actions/checkout": checkout,
+        "actions/setup-python": setup_python,
+        "aws-actions/configure-aws-credentials": configure_aws_credentials,
+        "aws-actions/amazon-ecr-login": image_actions.ecr_login,
+        "docker/setup-buildx-action": setup_buildx,
+        "docker/build-push-action": image_actions.build_push,
+    }

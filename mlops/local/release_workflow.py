@@ -1,0 +1,127 @@
+"""The rehearsal starts a release as GitHub does: by running ``.github/workflows/release.yml``'s job.
+
+The repository variables come from the local stack, the event is a push of this commit to main (or a
+workflow_dispatch when hyperparameters are given), and the steps' environment is this process's minus its
+AWS credentials: a step reaches the local AWS only after configure-aws-credentials, as on GitHub.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from .actions import LocalImageActions, local_actions
+from .template import ACCOUNT_ID, REPO_ROOT
+from .workflow import Event, JobResult, JobRunner
+
+RELEASE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "release.yml"
+LOCAL_RUN_ID = "1"  # every release of one rehearsal is a re-run (a new run_attempt) of one workflow run
+CREDENTIALS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
+
+
+def repository_name() -> str:
+    """owner/name of the GitHub remote, else local/<folder>."""
+    url = subprocess.run(
+        ["git", "config", "--get", "remote.origin.url"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    match = re.search(r"github\.com[:/]([^/]+/[^/]+?)(?:\.git)?$", url)
+    return match.group(1) if match else f"local/{REPO_ROOT.name}"
+
+
+def repository_variables(stack) -> dict[str, str]:
+    """What `mlops github-settings` would print for this stack (the variables release.yml's header lists)."""
+    region = stack.state_machine_arn.split(":")[3]
+    role = getattr(stack, "release_role_arn", None) or (
+        f"arn:aws:iam::{ACCOUNT_ID}:role/{stack.project}-{stack.stage}-github-release"
+    )
+    return {
+        "AWS_REGION": region,
+        "AWS_RELEASE_ROLE_ARN": role,
+        "ECR_REPOSITORY": stack.ecr_repository,
+        "STATE_MACHINE_ARN": stack.state_machine_arn,
+        "DATA_URI": f"s3://{stack.bucket}/data",
+        "PROJECT_NAME": stack.project,
+    }
+
+
+def runner_environment() -> dict[str, str]:
+    """This process's environment as a fresh runner's: no AWS credentials and no mlops on PATH yet (the
+    local AWS's address stays: it is this machine's network), and no instance metadata to wait for."""
+    own_bin = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS and not k.startswith("GIT_")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", os.defpath).split(os.pathsep) if p != own_bin)
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def run_release_workflow(
+    stack,
+    *,
+    commit: str,
+    attempt: int,
+    hyperparameters: dict[str, str],
+    config_digest,
+    local_image_for=None,
+    path: Path = RELEASE_WORKFLOW,
+    out: TextIO | None = None,
+) -> JobResult:
+    if hyperparameters:
+        pairs = " ".join(f"{k}={v}" for k, v in hyperparameters.items())
+        event = Event("workflow_dispatch", inputs={"hyperparameters": pairs})
+    else:
+        event = Event("push")
+    images = LocalImageActions(stack.client("ecr"), stack.ecr_repository, config_digest, local_image_for)
+    runner = JobRunner(
+        path,
+        event,
+        job="release",
+        actions=local_actions(images),
+        variables=repository_variables(stack),
+        sha=commit,
+        repository=repository_name(),
+        run_id=LOCAL_RUN_ID,
+        run_attempt=attempt,
+        workspace=REPO_ROOT,
+        runner_temp=stack.work_dir / "workflow" / f"run-{LOCAL_RUN_ID}-attempt-{attempt}",
+        base_env=runner_environment(),
+        out=out,
+    )
+    return runner.run()
+
+
+def workflow_record(result: JobResult, release_step: str = "release") -> dict[str, Any]:
+    """The summary's ``workflow``: the file, the event, each step's outcome and time, the release's outputs."""
+    try:
+        file = str(Path(result.file).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        file = result.file
+    record: dict[str, Any] = {
+        "file": file,
+        "job": result.job,
+        "event": result.event,
+        "status": result.status,
+        "steps": [step.as_dict() for step in result.steps],
+        "outputs": result.outputs(release_step),
+        "log": str(result.log),
+        **result.record,
+    }
+    failed = result.failed_step
+    if failed:
+        record["failed_step"] = failed.name
+    return record
