@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -87,6 +91,35 @@ def run_release_workflow(
     else:
         event = Event("push")
     images = LocalImageActions(stack.client("ecr"), stack.ecr_repository, config_digest, local_image_for)
+    with warm_commands() as server_env:
+        return _run(stack, path, event, commit, attempt, images, {**runner_environment(), **server_env}, out)
+
+
+@contextmanager
+def warm_commands() -> Iterator[dict[str, str]]:
+    """The warm interpreter the workflow's mlops commands fork from (mlops.local.command_server), for one run.
+    Its socket lives in a short folder of its own: a Unix socket's path is limited to about 100 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="mlops-commands-"))
+    socket_path = folder / "socket"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlops.local.command_server", str(socket_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield {"MLOPS_COMMAND_SERVER": str(socket_path)}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run(stack, path, event, commit, attempt, images, base_env, out) -> JobResult:
     runner = JobRunner(
         path,
         event,
@@ -99,7 +132,7 @@ def run_release_workflow(
         run_attempt=attempt,
         workspace=REPO_ROOT,
         runner_temp=stack.work_dir / "workflow" / f"run-{LOCAL_RUN_ID}-attempt-{attempt}",
-        base_env=runner_environment(),
+        base_env=base_env,
         out=out,
     )
     return runner.run()
