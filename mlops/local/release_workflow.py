@@ -23,7 +23,10 @@ from .template import ACCOUNT_ID, REPO_ROOT
 from .workflow import Event, JobResult, JobRunner
 
 RELEASE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "release.yml"
-LOCAL_RUN_ID = "1"  # every release of one rehearsal is a re-run (a new run_attempt) of one workflow run
+PROMOTE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "promote.yml"
+# Every release of one rehearsal is a re-run (a new run_attempt) of one workflow run; a promotion is another run.
+LOCAL_RUN_ID = "1"
+PROMOTION_RUN_ID = "2"
 CREDENTIALS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -91,8 +94,16 @@ def run_release_workflow(
     else:
         event = Event("push")
     images = LocalImageActions(stack.client("ecr"), stack.ecr_repository, config_digest, local_image_for)
-    with warm_commands() as server_env:
-        return _run(stack, path, event, commit, attempt, images, {**runner_environment(), **server_env}, out)
+    return _run(stack, path, "release", event, commit, attempt, LOCAL_RUN_ID, local_actions(images), out)
+
+
+def run_promote_workflow(
+    stack, *, commit: str, package_arn: str, path: Path = PROMOTE_WORKFLOW, out: TextIO | None = None
+) -> JobResult:
+    """promote.yml dispatched by hand with the package, against ``stack`` (the prod stage's)."""
+    event = Event("workflow_dispatch", inputs={"model_package_arn": package_arn})
+    images = LocalImageActions(stack.client("ecr"), stack.ecr_repository, str, None)  # promote builds nothing
+    return _run(stack, path, "promote", event, commit, 1, PROMOTION_RUN_ID, local_actions(images), out)
 
 
 @contextmanager
@@ -119,26 +130,30 @@ def warm_commands() -> Iterator[dict[str, str]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run(stack, path, event, commit, attempt, images, base_env, out) -> JobResult:
+def _run(stack, path, job, event, commit, attempt, run_id, actions, out) -> JobResult:
     runner = JobRunner(
         path,
         event,
-        job="release",
-        actions=local_actions(images),
+        job=job,
+        actions=actions,
         variables=repository_variables(stack),
         sha=commit,
         repository=repository_name(),
-        run_id=LOCAL_RUN_ID,
+        run_id=run_id,
         run_attempt=attempt,
         workspace=REPO_ROOT,
-        runner_temp=stack.work_dir / "workflow" / f"run-{LOCAL_RUN_ID}-attempt-{attempt}",
-        base_env=base_env,
+        runner_temp=stack.work_dir / "workflow" / f"run-{run_id}-attempt-{attempt}",
+        base_env=runner_environment(),
         out=out,
     )
-    return runner.run()
+    with warm_commands() as server_env:
+        runner.base_env.update(server_env)
+        return runner.run()
 
 
 def workflow_record(result: JobResult, release_step: str = "release") -> dict[str, Any]:
+    """The summary's ``workflow``: the file, the event, each step's outcome and time, the release's outputs."""
+
     """The summary's ``workflow``: the file, the event, each step's outcome and time, the release's outputs."""
     try:
         file = str(Path(result.file).resolve().relative_to(REPO_ROOT))

@@ -278,6 +278,16 @@ def test_staging_release_is_promoted_to_prod_serving_the_same_package(rehearse):
     assert (staging["endpoint_name"], prod["endpoint_name"]) == ("mlops-iris-staging", "mlops-iris-prod")
     promotion = summary["promotions"][0]
     assert promotion["status"] == "SUCCEEDED"
+    # promote.yml, dispatched with the package, started it through its own `mlops promote` step.
+    workflow = promotion["workflow"]
+    assert (workflow["file"], workflow["event"], workflow["status"]) == (
+        ".github/workflows/promote.yml",
+        "workflow_dispatch",
+        "success",
+    )
+    assert [s["outcome"] for s in workflow["steps"]] == ["success"] * len(workflow["steps"])
+    assert workflow["outputs"]["execution_arn"] == promotion["execution_arn"]
+    assert workflow["outputs"]["model_package_arn"] == summary["model_package_arn"]
     assert "Train" not in promotion["states"] and "RequestApproval" not in promotion["states"]
     assert sorted(summary["live_endpoints"]) == ["mlops-iris-prod", "mlops-iris-staging"]
     assert summary["left_over"] == []
