@@ -82,7 +82,8 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
         )
         assert execution["status"] == "SUCCEEDED"
         assert json.loads(execution["output"])["approval"]["decision"] == "approved"
-        bucket = session.client("s3", **local).list_buckets()["Buckets"][0]["Name"]
+        buckets = [b["Name"] for b in session.client("s3", **local).list_buckets()["Buckets"]]
+        bucket = next(name for name in buckets if "-artifacts-" in name)  # the stack's, not a package bucket
         keys = [o["Key"] for o in session.client("s3", **local).list_objects_v2(Bucket=bucket)["Contents"]]
         assert any(k.endswith("model.tar.gz") for k in keys) and any(k.endswith(".out") for k in keys)
         answer = session.client("sagemaker-runtime", **local).invoke_endpoint(
