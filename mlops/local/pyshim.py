@@ -83,9 +83,9 @@ def missing_requirements(project: dict, extras: set[str]) -> list[str]:
     """What ``pip install .[extras]`` would have to fetch, given this interpreter's packages."""
     name = _canonical(project["name"])
     optional = project.get("optional-dependencies") or {}
-    problems, seen, wanted = [], set(), [(None, set(extras))]
+    problems, seen, wanted = [], set(), [set(extras)]
     while wanted:
-        _, needed = wanted.pop()
+        needed = wanted.pop()
         requirements = list(project.get("dependencies") or [])
         for extra in sorted(needed - seen):
             seen.add(extra)
@@ -100,7 +100,7 @@ def missing_requirements(project: dict, extras: set[str]) -> list[str]:
                 continue
             required, its_extras, specifier = match.groups()
             if _canonical(required) == name:
-                wanted.append((None, {e.strip() for e in (its_extras or "").split(",") if e.strip()}))
+                wanted.append({e.strip() for e in (its_extras or "").split(",") if e.strip()})
                 continue
             problem = _satisfied(required, specifier.replace(" ", ""))
             if problem:
