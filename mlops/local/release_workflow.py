@@ -70,7 +70,9 @@ def runner_environment() -> dict[str, str]:
     """This process's environment as a fresh runner's: no AWS credentials and no mlops on PATH yet (the
     local AWS's address stays: it is this machine's network), and no instance metadata to wait for."""
     own_bin = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS and not k.startswith("GIT_")}
+    # Nor what an outer runner gives (the rehearsal runs in ci.yml too): its GITHUB_OUTPUT is not this job's.
+    outer = ("GIT_", "GITHUB_", "RUNNER_", "ACTIONS_")
+    env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS and not k.startswith(outer)}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", os.defpath).split(os.pathsep) if p != own_bin)
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     env.pop("VIRTUAL_ENV", None)

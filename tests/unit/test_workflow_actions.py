@@ -166,3 +166,36 @@ def test_pip_install_names_what_this_interpreter_lacks():
         f"pytest==0.0.1 is wanted, {__import__('importlib.metadata').metadata.version('pytest')} is installed",
     ]
     assert pyshim.missing_requirements(project, set()) == []
+
+
+def test_checkout_in_a_shallow_clone_keeps_its_history_boundary(repository, tmp_path):
+    clone = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repository}", str(clone)], check=True)
+    (tmp_path / "temp").mkdir()
+    call = call_for(clone, tmp_path, **{"fetch-depth": "0"})
+    checkout(call)
+    steps_env = {**os.environ, "GIT_DIR": call.env["GIT_DIR"], "GIT_WORK_TREE": str(clone)}
+    assert git(clone, "rev-list", "--count", "HEAD", env=steps_env) == "1"
+    head = git(clone, "rev-parse", "HEAD")
+    on_main = subprocess.run(
+        [sys.executable, "-m", "mlops.aws_cli", "check-on-main", head],
+        cwd=clone,
+        env={**steps_env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert on_main.returncode == 0, on_main.stderr
+
+
+def test_the_steps_start_without_credentials_this_venv_or_an_outer_runners_files(monkeypatch):
+    from mlops.local.release_workflow import runner_environment
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "outer")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("GITHUB_OUTPUT", "/outer/output")
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin"]))
+    env = runner_environment()
+    assert "AWS_ACCESS_KEY_ID" not in env and "GITHUB_OUTPUT" not in env
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"  # the local AWS is this machine's network
+    assert env["PATH"] == "/usr/bin"
