@@ -199,3 +199,33 @@ def test_the_steps_start_without_credentials_this_venv_or_an_outer_runners_files
     assert "AWS_ACCESS_KEY_ID" not in env and "GITHUB_OUTPUT" not in env
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"  # the local AWS is this machine's network
     assert env["PATH"] == "/usr/bin"
+
+
+def test_ecr_login_and_push_go_to_the_local_ecr_and_refuse_what_ecr_would(aws_credentials, tmp_path):
+    import boto3
+    from moto import mock_aws
+
+    from mlops.local.actions import LocalImageActions
+
+    with mock_aws():
+        ecr = boto3.client("ecr", region_name="us-east-1")
+        ecr.create_repository(repositoryName="mlops-iris", imageTagMutability="IMMUTABLE")
+        images = LocalImageActions(ecr, "mlops-iris", lambda: "sha256:" + "1" * 64, None)
+        call = call_for(REPO, tmp_path)
+        with pytest.raises(ActionFailed, match="configure-aws-credentials first"):
+            images.ecr_login(call)
+        call.env["AWS_ACCESS_KEY_ID"] = "testing"
+        registry = images.ecr_login(call)["registry"]
+        assert registry == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        push = call_for(REPO, tmp_path, context="container", push="true", tags=f"{registry}/mlops-iris:abc")
+        pushed = images.build_push(push)
+        described = ecr.describe_images(repositoryName="mlops-iris", imageIds=[{"imageTag": "abc"}])
+        assert pushed["digest"] == described["imageDetails"][0]["imageDigest"]
+        # A second push of the tag is refused by ECR itself, as it would be on AWS.
+        with pytest.raises(ActionFailed, match="already exists"):
+            images.build_push(push)
+        elsewhere = call_for(REPO, tmp_path, context="container", push="true", tags="docker.io/someone/x:abc")
+        with pytest.raises(ActionFailed, match="the local ECR has"):
+            images.build_push(elsewhere)
+        with pytest.raises(ActionFailed, match="no Dockerfile"):
+            images.build_push(call_for(REPO, tmp_path, context="nowhere", push="true", tags="x"))
