@@ -143,10 +143,10 @@ def _print_summary(summary: dict, out, serving: bool) -> None:
     if summary["status"] == "NOT_STARTED":
         tail = "".join(f"    {line}\n" for line in summary.get("tail", []))
         out.write(
-            f"  {summary['workflow']['file']}: step {summary.get('failed_step')!r} failed, so no release started\n"
+            f"  {summary['failed_workflow']}: step {summary.get('failed_step')!r} failed, so nothing started\n"
             f"  reason:   {summary.get('reason')}\n"
             + (f"  its last output lines:\n{tail}" if tail else "")
-            + f"  log:      {summary['workflow']['log']}\n  work dir: {summary['work_dir']}\n\n"
+            + f"  log:      {summary['workflow_log']}\n  work dir: {summary['work_dir']}\n\n"
         )
     elif summary["status"] == "SUCCEEDED":
         out.write(

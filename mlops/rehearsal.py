@@ -11,10 +11,14 @@ from typing import TextIO
 from . import approver
 from .data import write_iris_split
 from .execution import follow_execution
-from .local.release_workflow import RELEASE_WORKFLOW, run_release_workflow, workflow_record
+from .local.release_workflow import (
+    RELEASE_WORKFLOW,
+    run_promote_workflow,
+    run_release_workflow,
+    workflow_record,
+)
 from .local.stack import LocalStack
 from .local.workflow import WorkflowError
-from .promotion import start_promotion
 from .release import ReleaseError
 from .sourceinfo import current_commit, image_digest_for_tree
 from .summary import curl_prediction, left_over, registry_record, stage_record
@@ -144,19 +148,19 @@ def start_from_workflow(stack: LocalStack, options: Options, commit: str, attemp
 
 
 def promote(staging: LocalStack, prod: LocalStack, package_arn: str, options: Options, out: TextIO) -> dict:
-    """The prod stack deploys the package staging serves, through the same promotion path as ``mlops promote``."""
-    execution_arn = start_promotion(
-        prod.client("stepfunctions"),
-        prod.client("sagemaker"),
-        prod.client("sagemaker-runtime"),
-        prod.state_machine_arn,
-        package_arn,
-        staging.endpoint_name,
-        prod.project,
-        prod.stage,
-    )
+    """The prod stack deploys the package staging serves: promote.yml dispatched with the package runs
+    ``mlops promote``, which checks that staging's endpoint (``<project>-staging``) serves it."""
+    out.write(f"Workflow .github/workflows/promote.yml (workflow_dispatch, {package_arn}):\n")
+    try:
+        result = run_promote_workflow(prod, commit=current_commit(), package_arn=package_arn, out=out)
+    except WorkflowError as error:
+        raise ReleaseError(f"promote.yml: {error}") from error
+    workflow = workflow_record(result, release_step="promote")
+    if workflow["status"] != "success" or not workflow["outputs"].get("execution_arn"):
+        return {"status": "NOT_STARTED", "workflow": workflow}
     out.write(f"Promotion to {prod.stage}: {package_arn}\n")
-    return follow_execution(prod, execution_arn, options.timeout, out)
+    execution_arn = workflow["outputs"]["execution_arn"]
+    return {**follow_execution(prod, execution_arn, options.timeout, out), "workflow": workflow}
 
 
 def promote_through(staging: LocalStack, summary: dict, options: Options, out: TextIO) -> dict:
@@ -182,11 +186,23 @@ def promote_through(staging: LocalStack, summary: dict, options: Options, out: T
                 "stage": stage,
                 **{
                     k: promotion.get(k)
-                    for k in ("status", "execution_arn", "states", "failed_state", "error", "reason", "cause")
+                    for k in (
+                        "status",
+                        "execution_arn",
+                        "states",
+                        "failed_state",
+                        "error",
+                        "reason",
+                        "cause",
+                        "workflow",
+                    )
                 },
             }
         )
         stages[stage] = stage_record(stack)
+        if promotion["status"] == "NOT_STARTED":
+            result.update(not_started_fields(promotion["workflow"]))
+            break
         if promotion["status"] != "SUCCEEDED":
             result.update(
                 status=promotion["status"],
@@ -278,15 +294,8 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
 def not_started(stack: LocalStack, releases: list[dict]) -> dict:
     """The summary when the workflow stopped before the state machine started: which step, and why."""
     workflow = releases[-1]["workflow"]
-    failed = next((s for s in workflow["steps"] if s.get("conclusion", s["outcome"]) == "failure"), None)
     summary = {
-        "status": "NOT_STARTED",
-        "failed_step": failed["name"] if failed else None,
-        "error": "WorkflowStepFailed" if failed else "NoExecutionStarted",
-        "reason": "; ".join(failed.get("errors", []))
-        if failed
-        else "the release step wrote no execution_arn",
-        "tail": failed.get("tail", []) if failed else [],
+        **not_started_fields(workflow),
         "workflow": workflow,
         "outbox": str(stack.outbox.folder),
         "work_dir": str(stack.work_dir),
@@ -301,3 +310,17 @@ def not_started(stack: LocalStack, releases: list[dict]) -> dict:
             for r in releases
         ]
     return summary
+
+
+def not_started_fields(workflow: dict) -> dict:
+    """What the summary says of a workflow that stopped before its execution started."""
+    failed = next((s for s in workflow["steps"] if s.get("conclusion", s["outcome"]) == "failure"), None)
+    return {
+        "status": "NOT_STARTED",
+        "failed_workflow": workflow["file"],
+        "failed_step": failed["name"] if failed else None,
+        "error": "WorkflowStepFailed" if failed else "NoExecutionStarted",
+        "reason": "; ".join(failed.get("errors", [])) if failed else "the workflow wrote no execution_arn",
+        "tail": failed.get("tail", []) if failed else [],
+        "workflow_log": workflow["log"],
+    }

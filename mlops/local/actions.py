@@ -63,15 +63,20 @@ def checkout(call: ActionCall) -> dict[str, str]:
     depth = str(call.inputs.get("fetch-depth", "1"))
     if depth not in ("0", "1"):
         raise ActionFailed(f"actions/checkout: fetch-depth {depth}: the local runner emulates 0 and 1")
-    objects = Path(_git(call.workspace, "rev-parse", "--git-common-dir").stdout.strip())
-    objects = (objects if objects.is_absolute() else call.workspace / objects).resolve() / "objects"
+    common = Path(_git(call.workspace, "rev-parse", "--git-common-dir").stdout.strip())
+    common = (common if common.is_absolute() else call.workspace / common).resolve()
+    objects = common / "objects"
     git_dir = call.runner_temp / "checkout.git"
     if _git(call.workspace, "init", "--quiet", "--bare", str(git_dir)).returncode != 0:
         raise ActionFailed(f"git init {git_dir} failed")
     (git_dir / "objects" / "info" / "alternates").write_text(f"{objects}\n")
     (git_dir / "HEAD").write_text(f"{sha}\n")
+    # The history ends where this clone's does (a shallow CI checkout), or at the commit for fetch-depth 1.
+    shallow = (common / "shallow").read_text().split() if (common / "shallow").is_file() else []
     if depth == "1":
-        (git_dir / "shallow").write_text(f"{sha}\n")
+        shallow.append(sha)
+    if shallow:
+        (git_dir / "shallow").write_text("".join(f"{line}\n" for line in sorted(set(shallow))))
     for args in (
         ("config", "core.bare", "false"),
         ("update-ref", "refs/remotes/origin/main", sha),

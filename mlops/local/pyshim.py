@@ -9,7 +9,8 @@ setup-python puts on PATH sends those two commands here, and runs every other co
   fetching it: the requirements of the project and of the named extras must already be installed in this
   interpreter at versions that satisfy them (else the step fails naming each), and this interpreter's
   ``mlops`` must be this checkout's; then it writes the project's console scripts (``[project.scripts]``)
-  into the venv's ``bin``, pointing at this interpreter. Anything else fails, naming what is not served.
+  into the venv's ``bin``, pointing at this interpreter (through mlops.local.command_server's warm
+  interpreter when the rehearsal started one). Anything else fails, naming what is not served.
 
     python -m mlops.local.pyshim SHIM venv DIR
     python -m mlops.local.pyshim SHIM pip install ...
@@ -82,9 +83,9 @@ def missing_requirements(project: dict, extras: set[str]) -> list[str]:
     """What ``pip install .[extras]`` would have to fetch, given this interpreter's packages."""
     name = _canonical(project["name"])
     optional = project.get("optional-dependencies") or {}
-    problems, seen, wanted = [], set(), [(None, set(extras))]
+    problems, seen, wanted = [], set(), [set(extras)]
     while wanted:
-        _, needed = wanted.pop()
+        needed = wanted.pop()
         requirements = list(project.get("dependencies") or [])
         for extra in sorted(needed - seen):
             seen.add(extra)
@@ -99,7 +100,7 @@ def missing_requirements(project: dict, extras: set[str]) -> list[str]:
                 continue
             required, its_extras, specifier = match.groups()
             if _canonical(required) == name:
-                wanted.append((None, {e.strip() for e in (its_extras or "").split(",") if e.strip()}))
+                wanted.append({e.strip() for e in (its_extras or "").split(",") if e.strip()})
                 continue
             problem = _satisfied(required, specifier.replace(" ", ""))
             if problem:
@@ -134,14 +135,12 @@ def pip_install(shim: Path, args: list[str]) -> None:
     origin = Path(spec.origin).resolve().parent.parent if spec and spec.origin else None
     if origin != project_root.resolve():
         raise NotServed(f"this interpreter's mlops package is from {origin}, not from {project_root}")
+    from .command_server import client_script
+
     bin_dir = shim.parent
     for script, target in (project.get("scripts") or {}).items():
-        module, _, function = target.partition(":")
         path = bin_dir / script
-        path.write_text(
-            f"#!{sys.executable}\nimport sys\nfrom {module} import {function}\n"
-            f'if __name__ == "__main__":\n    sys.exit({function}())\n'
-        )
+        path.write_text(client_script(script, target))
         path.chmod(0o755)
     if not ({"-q", "--quiet"} & set(args)):
         print(f"Successfully installed {project['name']}-{project.get('version', '0')} (served locally)")

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,7 +23,10 @@ from .template import ACCOUNT_ID, REPO_ROOT
 from .workflow import Event, JobResult, JobRunner
 
 RELEASE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "release.yml"
-LOCAL_RUN_ID = "1"  # every release of one rehearsal is a re-run (a new run_attempt) of one workflow run
+PROMOTE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "promote.yml"
+# Every release of one rehearsal is a re-run (a new run_attempt) of one workflow run; a promotion is another run.
+LOCAL_RUN_ID = "1"
+PROMOTION_RUN_ID = "2"
 CREDENTIALS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -63,7 +70,9 @@ def runner_environment() -> dict[str, str]:
     """This process's environment as a fresh runner's: no AWS credentials and no mlops on PATH yet (the
     local AWS's address stays: it is this machine's network), and no instance metadata to wait for."""
     own_bin = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS and not k.startswith("GIT_")}
+    # Nor what an outer runner gives (the rehearsal runs in ci.yml too): its GITHUB_OUTPUT is not this job's.
+    outer = ("GIT_", "GITHUB_", "RUNNER_", "ACTIONS_")
+    env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS and not k.startswith(outer)}
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", os.defpath).split(os.pathsep) if p != own_bin)
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     env.pop("VIRTUAL_ENV", None)
@@ -87,25 +96,66 @@ def run_release_workflow(
     else:
         event = Event("push")
     images = LocalImageActions(stack.client("ecr"), stack.ecr_repository, config_digest, local_image_for)
+    return _run(stack, path, "release", event, commit, attempt, LOCAL_RUN_ID, local_actions(images), out)
+
+
+def run_promote_workflow(
+    stack, *, commit: str, package_arn: str, path: Path = PROMOTE_WORKFLOW, out: TextIO | None = None
+) -> JobResult:
+    """promote.yml dispatched by hand with the package, against ``stack`` (the prod stage's)."""
+    event = Event("workflow_dispatch", inputs={"model_package_arn": package_arn})
+    images = LocalImageActions(stack.client("ecr"), stack.ecr_repository, str, None)  # promote builds nothing
+    return _run(stack, path, "promote", event, commit, 1, PROMOTION_RUN_ID, local_actions(images), out)
+
+
+@contextmanager
+def warm_commands() -> Iterator[dict[str, str]]:
+    """The warm interpreter the workflow's mlops commands fork from (mlops.local.command_server), for one run.
+    Its socket lives in a short folder of its own: a Unix socket's path is limited to about 100 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="mlops-commands-"))
+    socket_path = folder / "socket"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlops.local.command_server", str(socket_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield {"MLOPS_COMMAND_SERVER": str(socket_path)}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run(stack, path, job, event, commit, attempt, run_id, actions, out) -> JobResult:
     runner = JobRunner(
         path,
         event,
-        job="release",
-        actions=local_actions(images),
+        job=job,
+        actions=actions,
         variables=repository_variables(stack),
         sha=commit,
         repository=repository_name(),
-        run_id=LOCAL_RUN_ID,
+        run_id=run_id,
         run_attempt=attempt,
         workspace=REPO_ROOT,
-        runner_temp=stack.work_dir / "workflow" / f"run-{LOCAL_RUN_ID}-attempt-{attempt}",
+        runner_temp=stack.work_dir / "workflow" / f"run-{run_id}-attempt-{attempt}",
         base_env=runner_environment(),
         out=out,
     )
-    return runner.run()
+    with warm_commands() as server_env:
+        runner.base_env.update(server_env)
+        return runner.run()
 
 
 def workflow_record(result: JobResult, release_step: str = "release") -> dict[str, Any]:
+    """The summary's ``workflow``: the file, the event, each step's outcome and time, the release's outputs."""
+
     """The summary's ``workflow``: the file, the event, each step's outcome and time, the release's outputs."""
     try:
         file = str(Path(result.file).resolve().relative_to(REPO_ROOT))

@@ -82,7 +82,8 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
         )
         assert execution["status"] == "SUCCEEDED"
         assert json.loads(execution["output"])["approval"]["decision"] == "approved"
-        bucket = session.client("s3", **local).list_buckets()["Buckets"][0]["Name"]
+        buckets = [b["Name"] for b in session.client("s3", **local).list_buckets()["Buckets"]]
+        bucket = next(name for name in buckets if "-artifacts-" in name)  # the stack's, not a package bucket
         keys = [o["Key"] for o in session.client("s3", **local).list_objects_v2(Bucket=bucket)["Contents"]]
         assert any(k.endswith("model.tar.gz") for k in keys) and any(k.endswith(".out") for k in keys)
         answer = session.client("sagemaker-runtime", **local).invoke_endpoint(
@@ -297,6 +298,16 @@ def test_staging_release_is_promoted_to_prod_serving_the_same_package(rehearse):
     assert (staging["endpoint_name"], prod["endpoint_name"]) == ("mlops-iris-staging", "mlops-iris-prod")
     promotion = summary["promotions"][0]
     assert promotion["status"] == "SUCCEEDED"
+    # promote.yml, dispatched with the package, started it through its own `mlops promote` step.
+    workflow = promotion["workflow"]
+    assert (workflow["file"], workflow["event"], workflow["status"]) == (
+        ".github/workflows/promote.yml",
+        "workflow_dispatch",
+        "success",
+    )
+    assert [s["outcome"] for s in workflow["steps"]] == ["success"] * len(workflow["steps"])
+    assert workflow["outputs"]["execution_arn"] == promotion["execution_arn"]
+    assert workflow["outputs"]["model_package_arn"] == summary["model_package_arn"]
     assert "Train" not in promotion["states"] and "RequestApproval" not in promotion["states"]
     assert sorted(summary["live_endpoints"]) == ["mlops-iris-prod", "mlops-iris-staging"]
     assert summary["left_over"] == []

@@ -73,7 +73,7 @@ def test_a_step_that_fails_stops_the_workflow_and_no_release_starts(rehearse, tm
     steps = outcomes(summary)
     assert steps["Resolve the commit"] == "failure"
     assert steps["Start the release"] == steps["Summary"] == "skipped"
-    assert "step 'Resolve the commit' failed, so no release started" in stderr
+    assert "step 'Resolve the commit' failed, so nothing started" in stderr
     assert "resolving fails here" in stderr
     assert summary["live_endpoints"] == []
 

@@ -211,3 +211,26 @@ def test_an_event_the_workflow_does_not_take_is_refused(tmp_path, event, says):
     with pytest.raises(WorkflowError, match=None) as raised:
         runner(tmp_path, event=event)
     assert says in str(raised.value)
+
+
+def test_working_directory_and_continue_on_error(tmp_path):
+    (tmp_path / "sub").mkdir()
+    text = """
+    on: push
+    jobs:
+      j:
+        steps:
+          - id: where
+            working-directory: sub
+            run: echo "dir=$(pwd)" >> "$GITHUB_OUTPUT"
+          - name: Allowed to fail
+            continue-on-error: true
+            run: exit 4
+          - id: after
+            run: echo "ran=yes" >> "$GITHUB_OUTPUT"
+    """
+    result = runner(tmp_path, text).run()
+    assert result.outputs("where") == {"dir": str(tmp_path / "sub")}
+    allowed = result.steps[1]
+    assert (allowed.outcome, allowed.conclusion) == ("failure", "success")
+    assert result.outputs("after") == {"ran": "yes"} and result.status == "success"
