@@ -74,7 +74,10 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
         )
         assert execution["status"] == "SUCCEEDED"
         assert json.loads(execution["output"])["approval"]["decision"] == "approved"
-        bucket = session.client("s3", **local).list_buckets()["Buckets"][0]["Name"]
+        # the stack's own bucket (the local AWS also holds the bucket `sam package` uploads to)
+        stack = session.client("cloudformation", **local).describe_stacks(StackName="mlops-iris-staging")
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Stacks"][0]["Outputs"]}
+        bucket = outputs["ArtifactBucketName"]
         keys = [o["Key"] for o in session.client("s3", **local).list_objects_v2(Bucket=bucket)["Contents"]]
         assert any(k.endswith("model.tar.gz") for k in keys) and any(k.endswith(".out") for k in keys)
         answer = session.client("sagemaker-runtime", **local).invoke_endpoint(
@@ -216,8 +219,11 @@ def test_missing_template_file_is_a_clear_error(mlops_cli, tmp_path):
 
 def test_a_template_the_sam_transform_refuses_is_a_clear_error(mlops_cli, tmp_path):
     template = (REPO / "infra" / "template.yaml").read_text()
-    (tmp_path / "template.yaml").write_text(template.replace("      Handler: app.handler\n", "", 1))
-    done = mlops_cli("rehearse", "--template", str(tmp_path / "template.yaml"), timeout=120)
+    for folder in ("functions", "statemachine"):  # the copy's CodeUri and DefinitionUri are relative to it
+        (tmp_path / folder).symlink_to(REPO / folder)
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "template.yaml").write_text(template.replace("      Handler: app.handler\n", "", 1))
+    done = mlops_cli("rehearse", "--template", str(tmp_path / "infra" / "template.yaml"), timeout=120)
     assert done.returncode == 2
     assert (
         "the SAM transform refused the template: Resource with id [EvaluateFunction] is invalid"
