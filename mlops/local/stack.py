@@ -244,6 +244,10 @@ class LocalStack:
         specs = {}
         for logical, config in configs.items():
             module, attribute = config["Handler"].rsplit(".", 1)
+            if config["CodeSha256"] not in code_dirs:
+                raise TemplateError(
+                    f"{logical}: its code is not a packaged CodeUri folder (the local AWS runs only those)"
+                )
             specs[logical] = FunctionSpec(
                 logical_id=logical,
                 code_dir=code_dirs[config["CodeSha256"]],
