@@ -41,7 +41,7 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     """The options and a started local stack, or a ReleaseError naming the bad argument."""
     from .local.images import ImageError
     from .local.runners import runner_named
-    from .local.stack import LocalStack, new_work_dir
+    from .local.stack import ACCESS_TEMPLATE_PATH, LocalStack, new_work_dir
     from .local.template import Template, TemplateError
     from .rehearsal import Options, parse_fault
     from .sourceinfo import current_commit
@@ -70,6 +70,10 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     except TemplateError as error:
         raise ReleaseError(f"--template: {error}") from error
     try:
+        access_template = Template(Path(args.oidc_template or ACCESS_TEMPLATE_PATH).resolve())
+    except TemplateError as error:
+        raise ReleaseError(f"--oidc-template: {error}") from error
+    try:
         template.check_parameters(parameters)
     except ValueError as error:
         raise ReleaseError(f"--parameter {error}") from error
@@ -91,13 +95,12 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
             work_dir=work_dir,
             runner=runner,
             template=template,
+            access_template=access_template,
             parameters=parameters,
             definition_path=definition,
         ).start()
-    except TemplateError as error:
-        raise ReleaseError(
-            f"{'--template ' + args.template if args.template else template.path}: {error}"
-        ) from error
+    except TemplateError as error:  # it names the template or the stack
+        raise ReleaseError(str(error)) from error
     return stack, options
 
 
@@ -269,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--template",
         help="a SAM template to deploy to the local AWS instead of infra/template.yaml (its CodeUri and "
         "DefinitionUri paths are relative to it)",
+    )
+    rehearse.add_argument(
+        "--oidc-template",
+        help="a template to deploy as the release access stack instead of infra/github-oidc.yaml",
     )
     rehearse.add_argument(
         "--serve",

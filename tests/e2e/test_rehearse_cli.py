@@ -217,6 +217,13 @@ def test_missing_template_file_is_a_clear_error(mlops_cli, tmp_path):
     assert "Traceback" not in done.stderr and "Starting the local AWS" not in done.stderr
 
 
+def test_missing_oidc_template_file_is_a_clear_error(mlops_cli, tmp_path):
+    done = mlops_cli("rehearse", "--oidc-template", str(tmp_path / "nope.yaml"), timeout=60)
+    assert done.returncode == 2
+    assert f"mlops: error: --oidc-template: cannot read {tmp_path / 'nope.yaml'}" in done.stderr
+    assert "Traceback" not in done.stderr and "Starting the local AWS" not in done.stderr
+
+
 def test_a_template_the_sam_transform_refuses_is_a_clear_error(mlops_cli, tmp_path):
     template = (REPO / "infra" / "template.yaml").read_text()
     for folder in ("functions", "statemachine"):  # the copy's CodeUri and DefinitionUri are relative to it
