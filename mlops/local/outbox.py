@@ -30,7 +30,11 @@ class Outbox:
         slug = re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")[:60] or "message"
         with self._lock:
             path = self.folder / f"{next(self._counter):03d}-{slug}.eml"
-        path.write_bytes(raw)
+        # Delivered whole, as a maildir does: a reader polling for *.eml never sees a half-written mail
+        # (the approver took one for "not an approval mail" and then waited for the release's timeout).
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(raw)
+        partial.replace(path)
         return path
 
     def write_text_mail(self, sender: str, to: list[str], subject: str, body: str) -> Path:
