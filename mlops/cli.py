@@ -42,7 +42,7 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     """The options and a started local stack, or a ReleaseError naming the bad argument."""
     from .local.images import ImageError
     from .local.runners import runner_named
-    from .local.stack import LocalStack, new_work_dir
+    from .local.stack import ACCESS_TEMPLATE_PATH, LocalStack, new_work_dir
     from .local.template import Template, TemplateError
     from .rehearsal import Options, parse_fault
     from .sourceinfo import current_commit
@@ -75,6 +75,10 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     except TemplateError as error:
         raise ReleaseError(f"--template: {error}") from error
     try:
+        access_template = Template(Path(args.oidc_template or ACCESS_TEMPLATE_PATH).resolve())
+    except TemplateError as error:
+        raise ReleaseError(f"--oidc-template: {error}") from error
+    try:
         template.check_parameters(parameters)
     except ValueError as error:
         raise ReleaseError(f"--parameter {error}") from error
@@ -100,13 +104,12 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
             work_dir=work_dir,
             runner=runner,
             template=template,
+            access_template=access_template,
             parameters=parameters,
             definition_path=definition,
         ).start()
-    except TemplateError as error:
-        raise ReleaseError(
-            f"{'--template ' + args.template if args.template else template.path}: {error}"
-        ) from error
+    except TemplateError as error:  # it names the template or the stack
+        raise ReleaseError(str(error)) from error
     return stack, options
 
 
@@ -362,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workflow",
         metavar="FILE",
         help="a copy of .github/workflows/release.yml whose job starts each release instead of that file",
+    )
+    rehearse.add_argument(
+        "--oidc-template",
+        metavar="FILE",
+        help="a template to deploy as the release access stack instead of infra/github-oidc.yaml",
     )
     rehearse.add_argument(
         "--serve",

@@ -26,6 +26,7 @@ from .lean_moto import import_cloudformation_without_unused_models
 
 import_cloudformation_without_unused_models()  # before moto.cloudformation: it would load moto's EC2 model
 # isort: on
+from botocore.exceptions import ClientError  # noqa: E402
 from moto.cloudformation import parsing  # noqa: E402
 from moto.cloudformation.exceptions import ValidationError  # noqa: E402
 from moto.iam.access_control import PermissionResult  # noqa: E402
@@ -193,8 +194,6 @@ class CreatedStack:
 
 def create_stack(cfn, name: str, template: dict[str, Any], parameters: dict[str, str]) -> CreatedStack:
     """Creates the stack (moto creates it before the call returns) and describes what it created."""
-    from botocore.exceptions import ClientError
-
     try:
         cfn.create_stack(
             StackName=name,

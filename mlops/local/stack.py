@@ -169,14 +169,20 @@ class LocalStack:
         parameters = self._stack_parameters()
         stage_values = {**self.template.parameter_defaults(), **parameters}
         project, stage = stage_values["ProjectName"], stage_values["Stage"]
-        access = self._deploy_access_stack(f"{self.stack_name}-github", project, stage)
-        packaged = cloudformation.package(
-            self.template.doc, self.template.path.parent, self._uploader(), self.definition_path
-        )
-        transformed = cloudformation.sam_transform(packaged.template, parameters, REGION)
-        self.created = cloudformation.create_stack(
-            self.client("cloudformation"), self.stack_name, transformed, parameters
-        )
+        try:
+            access = self._deploy_access_stack(f"{self.stack_name}-github", project, stage)
+        except TemplateError as error:
+            raise TemplateError(f"{self.access_template.path}: {error}") from None
+        try:
+            packaged = cloudformation.package(
+                self.template.doc, self.template.path.parent, self._uploader(), self.definition_path
+            )
+            transformed = cloudformation.sam_transform(packaged.template, parameters, REGION)
+            self.created = cloudformation.create_stack(
+                self.client("cloudformation"), self.stack_name, transformed, parameters
+            )
+        except TemplateError as error:
+            raise TemplateError(f"{self.template.path}: {error}") from None
         self.project, self.stage = self.created.parameters["ProjectName"], self.created.parameters["Stage"]
         self.bucket = self._output(self.created, "ArtifactBucketName")
         self.state_machine_arn = self._output(self.created, "StateMachineArn")
@@ -244,6 +250,10 @@ class LocalStack:
         specs = {}
         for logical, config in configs.items():
             module, attribute = config["Handler"].rsplit(".", 1)
+            if config["CodeSha256"] not in code_dirs:
+                raise TemplateError(
+                    f"{logical}: its code is not a packaged CodeUri folder (the local AWS runs only those)"
+                )
             specs[logical] = FunctionSpec(
                 logical_id=logical,
                 code_dir=code_dirs[config["CodeSha256"]],

@@ -82,8 +82,10 @@ def test_serve_keeps_the_api_and_local_aws_up_for_a_person_to_try(
         )
         assert execution["status"] == "SUCCEEDED"
         assert json.loads(execution["output"])["approval"]["decision"] == "approved"
-        buckets = [b["Name"] for b in session.client("s3", **local).list_buckets()["Buckets"]]
-        bucket = next(name for name in buckets if "-artifacts-" in name)  # the stack's, not a package bucket
+        # the stack's own bucket (the local AWS also holds the bucket `sam package` uploads to)
+        stack = session.client("cloudformation", **local).describe_stacks(StackName="mlops-iris-staging")
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Stacks"][0]["Outputs"]}
+        bucket = outputs["ArtifactBucketName"]
         keys = [o["Key"] for o in session.client("s3", **local).list_objects_v2(Bucket=bucket)["Contents"]]
         assert any(k.endswith("model.tar.gz") for k in keys) and any(k.endswith(".out") for k in keys)
         answer = session.client("sagemaker-runtime", **local).invoke_endpoint(
@@ -267,10 +269,20 @@ def test_missing_template_file_is_a_clear_error(mlops_cli, tmp_path):
     assert "Traceback" not in done.stderr and "Starting the local AWS" not in done.stderr
 
 
+def test_missing_oidc_template_file_is_a_clear_error(mlops_cli, tmp_path):
+    done = mlops_cli("rehearse", "--oidc-template", str(tmp_path / "nope.yaml"), timeout=60)
+    assert done.returncode == 2
+    assert f"mlops: error: --oidc-template: cannot read {tmp_path / 'nope.yaml'}" in done.stderr
+    assert "Traceback" not in done.stderr and "Starting the local AWS" not in done.stderr
+
+
 def test_a_template_the_sam_transform_refuses_is_a_clear_error(mlops_cli, tmp_path):
     template = (REPO / "infra" / "template.yaml").read_text()
-    (tmp_path / "template.yaml").write_text(template.replace("      Handler: app.handler\n", "", 1))
-    done = mlops_cli("rehearse", "--template", str(tmp_path / "template.yaml"), timeout=120)
+    for folder in ("functions", "statemachine"):  # the copy's CodeUri and DefinitionUri are relative to it
+        (tmp_path / folder).symlink_to(REPO / folder)
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "template.yaml").write_text(template.replace("      Handler: app.handler\n", "", 1))
+    done = mlops_cli("rehearse", "--template", str(tmp_path / "infra" / "template.yaml"), timeout=120)
     assert done.returncode == 2
     assert (
         "the SAM transform refused the template: Resource with id [EvaluateFunction] is invalid"

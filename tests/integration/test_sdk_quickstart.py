@@ -68,8 +68,10 @@ def local_aws(tmp_path_factory):
         )
         clients = {
             name: session.client(name, endpoint_url=summary["aws_endpoint_url"])
-            for name in ("s3", "sagemaker", "stepfunctions")
+            for name in ("s3", "sagemaker", "stepfunctions", "cloudformation")
         }
+        # the stack's own bucket (the local AWS also holds the bucket `sam package` uploads to)
+        stack = clients["cloudformation"].describe_stacks(StackName="mlops-iris-staging")["Stacks"][0]
         execution_input = json.loads(
             clients["stepfunctions"].describe_execution(executionArn=summary["execution_arn"])["input"]
         )
@@ -80,8 +82,9 @@ def local_aws(tmp_path_factory):
             "summary": summary,
             "work": work / "work",
             "clients": clients,
-            # The stack's artifact bucket, whatever else the local AWS holds (the templates' package bucket).
-            "bucket": pipeline_job["OutputDataConfig"]["S3OutputPath"].split("/")[2],
+            "bucket": next(
+                o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == "ArtifactBucketName"
+            ),
             "image_uri": execution_input["release"]["image_uri"],
             "role_arn": pipeline_job["RoleArn"],
             "pipeline_job": pipeline_job["TrainingJobName"],

@@ -91,3 +91,20 @@ def test_the_seam_creates_adapted_types_fails_on_unknown_ones_and_uninstall_rest
     finally:
         cloudformation.uninstall()
     assert parsing.resource_class_from_type is plain
+
+
+def test_template_values_are_typed_as_the_api_wants_them():
+    client = cfn_resources._cached_client("apigateway", "us-east-1", "http://127.0.0.1:9")
+    model = client.meta.service_model.operation_model("CreateUsagePlan").input_shape
+    props = cfn_resources._lower_first({"Throttle": {"RateLimit": "10", "BurstLimit": "20"}, "Name": "p"})
+    assert cfn_resources._as_shape(props, model) == {
+        "throttle": {"rateLimit": 10.0, "burstLimit": 20},
+        "name": "p",
+    }
+
+
+def test_an_adapted_resource_that_fails_names_itself_and_the_reason():
+    with pytest.raises(ValidationError, match=r"Gate \(AWS::S3::BucketPolicy\) failed to create: KeyError"):
+        cfn_resources.BucketPolicy.create_from_cloudformation_json(
+            "x", {"Properties": {}}, "123456789012", "us-east-1", LogicalId="Gate"
+        )

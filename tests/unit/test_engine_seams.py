@@ -181,3 +181,12 @@ def test_the_local_cloudformation_loads_without_moto_ec2_and_ec2_still_loads_lat
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_botocore_model_sharing_seams_exist():
+    from moto.core import base_backend, utils
+
+    assert list(inspect.signature(utils._load_service_model).parameters) == ["service_name", "model_name"]
+    assert "_load_service_model(" in inspect.getsource(utils.get_service_model)
+    assert "get_session()" in inspect.getsource(base_backend.AccountSpecificBackend._generate_regions)
+    assert callable(base_backend.AccountSpecificBackend.get_session)
