@@ -1,10 +1,11 @@
 """The template's resource types that moto's CloudFormation lacks or creates only in part, made from each
 resource's own Properties (after moto resolved their intrinsics) through the local AWS's API.
 
-moto 5.2.5 skips SecretsManager Secret, S3 BucketPolicy, CloudWatch Alarm, SageMaker ModelPackageGroup and
-API Gateway Stage / ApiKey / UsagePlan / UsagePlanKey; it creates a RestApi without the methods of its
-OpenAPI ``Body`` (so the Deployment fails), and a StateMachine without ``DefinitionS3Location`` and
-``DefinitionSubstitutions``. ``mlops.local.cloudformation`` hands these types to the classes here.
+moto 5.2.5 skips SecretsManager Secret, S3 BucketPolicy, CloudWatch Alarm, SageMaker ModelPackageGroup, IAM
+OIDCProvider and API Gateway Account / Stage / ApiKey / UsagePlan / UsagePlanKey; it creates a RestApi without
+the methods of its OpenAPI ``Body`` (so the Deployment fails), a StateMachine without ``DefinitionS3Location``
+and ``DefinitionSubstitutions``, and IAM roles and policies whose documents are no JSON. ``ADAPTED`` lists the
+classes ``mlops.local.cloudformation`` hands these types to; the README lists them with the reasons.
 """
 
 from __future__ import annotations
@@ -32,11 +33,9 @@ def _client(service: str, region: str):
     return _cached_client(service, region, os.environ.get("AWS_ENDPOINT_URL"))
 
 
-@functools.cache
+@functools.cache  # clients are thread-safe, and costly to make
 def _cached_client(service: str, region: str, endpoint_url: str | None):
-    return boto3.client(
-        service, region_name=region, endpoint_url=endpoint_url
-    )  # thread-safe, and costly to make
+    return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
 
 
 def _lower_first(value: Any) -> Any:
