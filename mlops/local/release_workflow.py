@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .actions import LocalImageActions, local_actions
-from .template import ACCOUNT_ID, REPO_ROOT
+from .template import REPO_ROOT
 from .workflow import Event, JobResult, JobRunner
 
 RELEASE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "release.yml"
@@ -53,12 +53,9 @@ def repository_name() -> str:
 def repository_variables(stack) -> dict[str, str]:
     """What `mlops github-settings` would print for this stack (the variables release.yml's header lists)."""
     region = stack.state_machine_arn.split(":")[3]
-    role = getattr(stack, "release_role_arn", None) or (
-        f"arn:aws:iam::{ACCOUNT_ID}:role/{stack.project}-{stack.stage}-github-release"
-    )
     return {
         "AWS_REGION": region,
-        "AWS_RELEASE_ROLE_ARN": role,
+        "AWS_RELEASE_ROLE_ARN": stack.release_role_arn,
         "ECR_REPOSITORY": stack.ecr_repository,
         "STATE_MACHINE_ARN": stack.state_machine_arn,
         "DATA_URI": f"s3://{stack.bucket}/data",
@@ -154,8 +151,6 @@ def _run(stack, path, job, event, commit, attempt, run_id, actions, out) -> JobR
 
 
 def workflow_record(result: JobResult, release_step: str = "release") -> dict[str, Any]:
-    """The summary's ``workflow``: the file, the event, each step's outcome and time, the release's outputs."""
-
     """The summary's ``workflow``: the file, the event, each step's outcome and time, the release's outputs."""
     try:
         file = str(Path(result.file).resolve().relative_to(REPO_ROOT))

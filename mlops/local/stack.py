@@ -189,7 +189,7 @@ class LocalStack:
         self.endpoint_name = self._output(self.created, "EndpointName")
         self.model_package_group = self._output(self.created, "ModelPackageGroupName")
         self.ecr_repository = self._output(access, "ImageRepositoryName")
-        self.image_repository_uri = self._output(access, "ImageRepositoryUri")
+        self.release_role_arn = self._output(access, "ReleaseRoleArn")
         self.role_arn = self.client("iam").get_role(RoleName=self.created.physical["SageMakerExecutionRole"])[
             "Role"
         ]["Arn"]

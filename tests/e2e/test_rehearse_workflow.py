@@ -1,5 +1,6 @@
 """The rehearsal starts its releases by running .github/workflows/release.yml's own steps."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,11 @@ def assert_release_workflow_started_it(
     assert summary["execution_arn"].endswith(":" + workflow["outputs"]["execution_name"])
     assert workflow["credentials"]["role_session_name"].startswith("release-1-")
     assert workflow["credentials"]["region"] == "us-east-1"
+    # AWS_RELEASE_ROLE_ARN is the role the access stack (infra/github-oidc.yaml) created, not a guessed name.
+    assert re.fullmatch(
+        r"arn:aws:iam::123456789012:role/mlops-iris-staging-github-ReleaseRole-\w+",
+        workflow["credentials"]["role_to_assume"],
+    )
 
 
 def _copy_with(tmp_path: Path, step: str, run: str) -> Path:
