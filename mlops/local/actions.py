@@ -2,7 +2,8 @@
 
 Each takes the step's ActionCall (its ``with:`` inputs, environment and the job's env/PATH setters) and
 returns the outputs the real action would; a refusal is an ActionFailed whose message the step's log shows.
-``configure_aws_credentials`` stands alone so the OIDC role assumption can replace it as one function.
+``WebIdentityCredentials`` is configure-aws-credentials: the job's OIDC token (from the local issuer) exchanged
+for the role's keys through the local STS, which checks the role's trust policy as AWS does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 
 from .workflow import Action, ActionCall, ActionFailed
 
-LOCAL_ACCESS_KEY = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")  # AWS STS's RoleSessionName rule
 
 PYTHON_SHIM = """#!/usr/bin/env bash
@@ -110,26 +110,68 @@ def setup_python(call: ActionCall) -> dict[str, str]:
     return {"python-version": sys.version.split()[0], "python-path": str(tool / "python")}
 
 
-def configure_aws_credentials(call: ActionCall) -> dict[str, str]:
-    """Credentials for the local AWS. The role is recorded, not assumed (yet): the step's inputs are checked
-    as STS would check them, and the session gets the local AWS's test keys."""
-    region, role = call.inputs.get("aws-region", ""), call.inputs.get("role-to-assume", "")
-    session = call.inputs.get("role-session-name", "GitHubActions")
-    if not region:
-        raise ActionFailed("Input required and not supplied: aws-region")
-    if not role.startswith("arn:aws:iam::"):
-        raise ActionFailed(f"role-to-assume {role!r} is not a role ARN (is the repository variable set?)")
-    if not SESSION_NAME.match(session):
-        raise ActionFailed(f"role-session-name {session!r}: 2-64 characters of letters, digits and +=,.@_-")
-    for name, value in {**LOCAL_ACCESS_KEY, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}.items():
-        call.set_env(name, value)
-    call.record["credentials"] = {
-        "role_to_assume": role,
-        "role_session_name": session,
-        "region": region,
-        "assumed": False,  # the local AWS's test keys; no AssumeRoleWithWebIdentity yet
-    }
-    return {"aws-account-id": role.split(":")[4]}
+class WebIdentityCredentials:
+    """aws-actions/configure-aws-credentials with ``role-to-assume`` and GitHub's OIDC token, against the local
+    AWS: the token says which repository, ref and environment the job runs for; STS refuses a role whose trust
+    policy does not admit them."""
+
+    def __init__(self, issuer, endpoint_url: str) -> None:
+        self.issuer, self.endpoint_url = issuer, endpoint_url
+
+    def __call__(self, call: ActionCall) -> dict[str, str]:
+        import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config
+        from botocore.exceptions import ClientError
+
+        region, role = call.inputs.get("aws-region", ""), call.inputs.get("role-to-assume", "")
+        session = call.inputs.get("role-session-name", "GitHubActions")
+        if not region:
+            raise ActionFailed("Input required and not supplied: aws-region")
+        if not role.startswith("arn:aws:iam::"):
+            raise ActionFailed(f"role-to-assume {role!r} is not a role ARN (is the repository variable set?)")
+        if not SESSION_NAME.match(session):
+            raise ActionFailed(
+                f"role-session-name {session!r}: 2-64 characters of letters, digits and +=,.@_-"
+            )
+        token = self.issuer.issue(
+            repository=call.env.get("GITHUB_REPOSITORY", ""),
+            ref=call.env.get("GITHUB_REF", ""),
+            environment=call.environment,
+            event_name=call.env.get("GITHUB_EVENT_NAME", "push"),
+            workflow=call.env.get("GITHUB_WORKFLOW", ""),
+            audience=call.inputs.get("audience", "sts.amazonaws.com"),
+        )
+        sts = boto3.client(
+            "sts",
+            endpoint_url=self.endpoint_url,
+            region_name=region,
+            config=Config(signature_version=UNSIGNED),
+        )
+        try:
+            credentials = sts.assume_role_with_web_identity(
+                RoleArn=role, RoleSessionName=session, WebIdentityToken=token
+            )["Credentials"]
+        except ClientError as error:
+            raise ActionFailed(
+                f"Could not assume role with OIDC: {error.response['Error']['Message']}"
+            ) from None
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": credentials["SessionToken"],
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+        }.items():
+            call.set_env(name, value)
+        call.record["credentials"] = {
+            "role_to_assume": role,
+            "role_session_name": session,
+            "region": region,
+            "assumed": True,
+            "subject": self.issuer.subject_of(token),
+        }
+        return {"aws-account-id": role.split(":")[4]}
 
 
 def setup_buildx(call: ActionCall) -> dict[str, str]:
@@ -138,22 +180,44 @@ def setup_buildx(call: ActionCall) -> dict[str, str]:
 
 
 class LocalImageActions:
-    """ECR login and build-push against the local ECR; ``ecr`` is a client of the local AWS."""
+    """ECR login and build-push against the local ECR at ``endpoint_url``, signed with the step's credentials
+    (the role configure-aws-credentials assumed), as docker's pushes are."""
 
     def __init__(
-        self, ecr, repository: str, config_digest: Callable[[], str], local_image_for: Callable | None
+        self,
+        endpoint_url: str,
+        repository: str,
+        config_digest: Callable[[], str],
+        local_image_for: Callable | None,
     ):
-        self.ecr, self.repository = ecr, repository
+        self.endpoint_url, self.repository = endpoint_url, repository
         self.config_digest, self.local_image_for = config_digest, local_image_for
 
-    def registry(self) -> str:
-        endpoint = self.ecr.get_authorization_token()["authorizationData"][0]["proxyEndpoint"]
+    def ecr(self, call: ActionCall):
+        import boto3
+
+        if not call.env.get("AWS_ACCESS_KEY_ID"):
+            raise ActionFailed("no AWS credentials: run aws-actions/configure-aws-credentials first")
+        return boto3.client(
+            "ecr",
+            endpoint_url=self.endpoint_url,
+            region_name=call.env.get("AWS_REGION") or call.env.get("AWS_DEFAULT_REGION"),
+            aws_access_key_id=call.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=call.env.get("AWS_SECRET_ACCESS_KEY"),
+            aws_session_token=call.env.get("AWS_SESSION_TOKEN"),
+        )
+
+    def registry(self, ecr) -> str:
+        from botocore.exceptions import ClientError
+
+        try:
+            endpoint = ecr.get_authorization_token()["authorizationData"][0]["proxyEndpoint"]
+        except ClientError as error:
+            raise ActionFailed(f"ECR login: {error.response['Error']['Message']}") from None
         return endpoint.split("://", 1)[-1]
 
     def ecr_login(self, call: ActionCall) -> dict[str, str]:
-        if not call.env.get("AWS_ACCESS_KEY_ID"):
-            raise ActionFailed("no AWS credentials: run aws-actions/configure-aws-credentials first")
-        registry = self.registry()
+        registry = self.registry(self.ecr(call))
         call.log(f"Logged in to {registry} (the local ECR)")
         return {"registry": registry}
 
@@ -169,7 +233,8 @@ class LocalImageActions:
         if call.inputs.get("push", "false") != "true":
             call.log("push: false, nothing pushed")
             return {}
-        registry, digest = self.registry(), ""
+        ecr = self.ecr(call)
+        registry, digest = self.registry(ecr), ""
         for tag in tags:
             host, _, rest = tag.partition("/")
             repository, _, version = rest.rpartition(":")
@@ -189,7 +254,7 @@ class LocalImageActions:
 
             body = json.dumps(manifest)
             try:  # a registry's digest of a manifest is the SHA-256 of its bytes
-                pushed = self.ecr.put_image(
+                pushed = ecr.put_image(
                     repositoryName=repository,
                     imageTag=version,
                     imageManifest=body,
@@ -208,11 +273,11 @@ class LocalImageActions:
         }
 
 
-def local_actions(image_actions: LocalImageActions) -> dict[str, Action]:
+def local_actions(image_actions: LocalImageActions, credentials: WebIdentityCredentials) -> dict[str, Action]:
     return {
         "actions/checkout": checkout,
         "actions/setup-python": setup_python,
-        "aws-actions/configure-aws-credentials": configure_aws_credentials,
+        "aws-actions/configure-aws-credentials": credentials,
         "aws-actions/amazon-ecr-login": image_actions.ecr_login,
         "docker/setup-buildx-action": setup_buildx,
         "docker/build-push-action": image_actions.build_push,

@@ -11,17 +11,22 @@ from __future__ import annotations
 from . import lean_moto  # noqa: F401 - first, so the interpreter imports below skip moto's EC2 model
 
 # isort: on
+import contextlib
 import functools
 import json
+import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import boto3
 import botocore.session
+from botocore.config import Config
 from botocore.exceptions import ClientError, UnknownServiceError
 from moto.core.config import default_user_config
 from moto.core.responses import ActionResult, EmptyResult
+from moto.settings import moto_server_port
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
@@ -50,6 +55,10 @@ from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from . import principals
+from .authorizer import Authorizer, Call
+from .principals import Principals
+
 LambdaInvoker = Callable[[str, Any], tuple[bool, Any]]
 """(function ARN, event) -> (ok, result or {"errorType", "errorMessage"})."""
 
@@ -67,6 +76,13 @@ _JOB_KEY = {
     "describe_training_job": ("TrainingJobName", "TrainingJobStatus"),
     "describe_transform_job": ("TransformJobName", "TransformJobStatus"),
     "describe_processing_job": ("ProcessingJobName", "ProcessingJobStatus"),
+}
+# What a `.sync` job task needs besides Create and Describe (Step Functions developer guide, "IAM policies for
+# Amazon SageMaker AI"): its managed EventBridge rule for the job's events, and the job's tags.
+_SYNC_RULES = {
+    "describe_training_job": "StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+    "describe_transform_job": "StepFunctionsGetEventsForSageMakerTransformJobsRule",
+    "describe_processing_job": "StepFunctionsGetEventsForSageMakerProcessingJobsRule",
 }
 _TERMINAL_OK = {"Completed"}
 _TERMINAL_BAD = {"Failed", "Stopped"}
@@ -91,7 +107,8 @@ def _iso(value: datetime) -> str:
 def _aws_sdk_with_json_output(original: Callable) -> Callable:
     # moto pushes the raw boto response, datetimes included, which DescribeExecution cannot serialise.
     def _eval_service_task(self, env, *args, **kwargs):
-        original(self, env, *args, **kwargs)
+        with _as_execution_role(env):
+            original(self, env, *args, **kwargs)
         env.stack[-1] = _jsonable(env.stack[-1], _iso)
 
     return _eval_service_task
@@ -141,12 +158,13 @@ class SageMakerTask(StateTaskServiceCallback):
         super()._eval_body(env)
 
     def _client(self, region: str, credentials):
-        return boto_client_for(region=region, service="sagemaker", state_credentials=credentials)
+        return _client_for(region, "sagemaker", credentials)
 
     def _eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):
         client = self._client(resource_runtime_part.region, state_credentials)
         action = self._get_boto_service_action()
-        response = getattr(client, action)(**normalised_parameters)
+        with _as_execution_role(env):
+            response = getattr(client, action)(**normalised_parameters)
         env.stack.append(_jsonable(response))
 
     def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
@@ -154,10 +172,13 @@ class SageMakerTask(StateTaskServiceCallback):
         name_key, status_key = _JOB_KEY[describe]
         name = normalised_parameters[name_key]
         client = self._client(resource_runtime_part.region, state_credentials)
-        env.stack.pop()
+        created = env.stack.pop()
+        with _as_execution_role(env):
+            self._check_sync_permissions(resource_runtime_part.region, describe, created)
 
         def resolve() -> dict | None:
-            job = _jsonable(getattr(client, describe)(**{name_key: name}))
+            with _as_execution_role(env):
+                job = _jsonable(getattr(client, describe)(**{name_key: name}))
             status = job[status_key]
             if status in _TERMINAL_OK:
                 return job
@@ -170,6 +191,25 @@ class SageMakerTask(StateTaskServiceCallback):
             return None
 
         return resolve
+
+    @staticmethod
+    def _check_sync_permissions(region: str, describe: str, created: dict) -> None:
+        acting = principals.current()
+        if _AUTHORIZER is None or acting is None:
+            return
+        rule = _SYNC_RULES[describe]
+        job_arn = next((v for k, v in created.items() if k.endswith("JobArn")), None)
+        calls = [
+            ("events", "PutTargets", {"Rule": rule}),
+            ("events", "PutRule", {"Name": rule}),
+            ("events", "DescribeRule", {"Name": rule}),
+            *([("sagemaker", "ListTags", {"ResourceArn": job_arn})] if job_arn else []),
+        ]
+        for service, operation, params in calls:
+            call = Call(acting.role_arn, service, operation, params, region, caller=acting.session_arn)
+            outcome = _AUTHORIZER.authorize(call)
+            if not outcome.allowed:
+                raise ClientError({"Error": {"Code": outcome.code, "Message": outcome.message}}, operation)
 
     def _task_failed(self, env, error: str, cause: Any) -> FailureEvent:
         cause_text = cause if isinstance(cause, str) else to_json_str(cause)
@@ -207,8 +247,22 @@ def _factory_with_sagemaker(original: Callable) -> Callable:
     return state_task_service_for
 
 
-def _lambda_adapter(invoke: LambdaInvoker) -> Callable:
+def _lambda_adapter(invoke: LambdaInvoker, authorizer: Authorizer | None) -> Callable:
     def _invoke_lambda_function(parameters: dict, region: str, state_credentials) -> dict:
+        acting = principals.current()
+        if authorizer is not None and acting is not None:  # Lambda checks lambda:InvokeFunction of the caller
+            call = Call(
+                acting.role_arn, "lambda", "Invoke", {"FunctionName": parameters["FunctionName"]}, region
+            )
+            outcome = authorizer.authorize(call)
+            if not outcome.allowed:
+                raise ClientError(
+                    {
+                        "Error": {"Code": outcome.code, "Message": outcome.message},
+                        "ResponseMetadata": {"HTTPStatusCode": 403},
+                    },
+                    "Invoke",
+                )
         payload = parameters.get("Payload") or b"{}"
         event = json.loads(payload.decode() if isinstance(payload, bytes) else payload)
         ok, result = invoke(parameters["FunctionName"], event)
@@ -218,6 +272,35 @@ def _lambda_adapter(invoke: LambdaInvoker) -> Callable:
         return response
 
     return _invoke_lambda_function
+
+
+def _client_for(region: str, service: str, state_credentials: Any = None):
+    """moto's interpreter signs every call with made-up keys; here the execution's thread signs with its state
+    machine's role (mlops.local.principals), as Step Functions calls with the state machine's role on AWS."""
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=f"http://localhost:{moto_server_port()}",
+        config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1}),
+    )
+
+
+def _as_execution_role(env):
+    """Calls made inside sign as the execution's state machine role (moto evaluates tasks in threads of
+    their own, so the role comes from the task's environment, not from the thread that started it)."""
+    if _ROLES is None:
+        return contextlib.nullcontext()
+    return principals.acting_as(
+        _ROLES.for_service(env.aws_execution_details.role_arn, "states.amazonaws.com")
+    )
+
+
+def _lambda_as_execution_role(original: Callable) -> Callable:
+    def execute_lambda_function_integration(env, *args, **kwargs):
+        with _as_execution_role(env):
+            return original(env, *args, **kwargs)
+
+    return execute_lambda_function_integration
 
 
 def _send_task_failure_with_cause(self) -> ActionResult:
@@ -265,6 +348,9 @@ class _ParseOnce:
 _PARSE_ONCE = _ParseOnce()
 
 
+_AUTHORIZER: Authorizer | None = (
+    None  # what install() was given: checks calls the interpreter makes in-process
+)
 _saved: dict[str, tuple[Any, str, Any]] = {}  # what install() replaced: key -> (owner, name, original)
 
 
@@ -278,8 +364,16 @@ def _patch(owner: Any, name: str, value: Any) -> None:
     setattr(owner, name, value)
 
 
-def install(invoke_lambda: LambdaInvoker, poll_seconds: float = 0.05) -> None:
-    """Turns the interpreter on and routes SageMaker and Lambda tasks locally (idempotent)."""
+def install(
+    invoke_lambda: LambdaInvoker,
+    roles: Principals | None = None,
+    authorizer: Authorizer | None = None,
+    poll_seconds: float = 0.05,
+) -> None:
+    """Turns the interpreter on and routes SageMaker and Lambda tasks locally (idempotent). With `roles`, each
+    execution's calls sign as its state machine's role; with `authorizer`, Lambda invokes are checked too."""
+    global _AUTHORIZER, _ROLES
+    _AUTHORIZER, _ROLES = authorizer, roles
     config = default_user_config.setdefault("stepfunctions", {})
     _saved.setdefault(
         "execute_state_machine", (config, "execute_state_machine", config.get("execute_state_machine"))
@@ -288,7 +382,17 @@ def install(invoke_lambda: LambdaInvoker, poll_seconds: float = 0.05) -> None:
     factory = _factory_with_sagemaker(_original(state_task_factory, "state_task_service_for"))
     _patch(state_task_factory, "state_task_service_for", factory)
     _patch(state_task_service_factory, "state_task_service_for", factory)
-    _patch(lambda_eval_utils, "_invoke_lambda_function", _lambda_adapter(invoke_lambda))
+    _patch(lambda_eval_utils, "_invoke_lambda_function", _lambda_adapter(invoke_lambda, authorizer))
+    _patch(
+        lambda_eval_utils,
+        "execute_lambda_function_integration",
+        _lambda_as_execution_role(_original(lambda_eval_utils, "execute_lambda_function_integration")),
+    )
+    if roles is not None:
+        for name, module in list(sys.modules.items()):
+            interpreter = name.startswith("moto.stepfunctions.parser") and module is not None
+            if interpreter and module.__dict__.get("boto_client_for") is boto_client_for:
+                _patch(module, "boto_client_for", _client_for)
     _patch(StepFunctionResponse, "send_task_failure", _send_task_failure_with_cause)
     _patch(
         StateTaskServiceAwsSdk,
@@ -317,3 +421,5 @@ def uninstall() -> None:
         else:
             owner[name] = original
     _saved.clear()
+    global _AUTHORIZER, _ROLES
+    _AUTHORIZER, _ROLES = None, None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import principals
 from .template import ACCOUNT_ID
 
 log = logging.getLogger("mlops.local.functions")
@@ -81,12 +82,15 @@ class LocalFunctions:
         region: str,
         log_path: Path | None = None,
         arns: dict[str, str] | None = None,
+        keys: dict[str, principals.Principal] | None = None,
     ):
-        """``arns``: the created functions' ARNs by logical id (by default each is named after its logical id)."""
+        """``arns``: the created functions' ARNs by logical id (by default each is named after its logical id);
+        ``keys``: the role each function's calls sign as (by default the caller's)."""
         self.specs = specs
         self.log_path = log_path
         self.region = region
         self.arns = arns or {logical: function_arn(region, logical) for logical in specs}
+        self.keys = keys or {}
         self._logical = {
             **{_function_name(arn): logical for logical, arn in self.arns.items()},
             **{lo: lo for lo in specs},
@@ -182,7 +186,8 @@ class LocalFunctions:
             return False, {"errorType": "Runtime.ImportModuleError", "errorMessage": str(error)}
         context = LambdaContext(logical, self.arns[logical], str(uuid.uuid4()))
         try:
-            return True, self._handlers[logical](event, context)
+            with principals.acting_as(self.keys.get(logical, principals.current())):
+                return True, self._handlers[logical](event, context)
         except Exception as exc:  # Lambda turns an unhandled error into FunctionError + errorType
             log.debug("%s raised %s", logical, type(exc).__name__)
             return False, {"errorType": type(exc).__name__, "errorMessage": str(exc)}

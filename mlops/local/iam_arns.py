@@ -78,7 +78,8 @@ def _string_values(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _ses_identity(params: Mapping[str, Any]) -> str | None:
-    source = params.get("Source")
+    """The sender's identity: SES v1's Source, SES v2's FromEmailAddress ("Name <address>" allowed)."""
+    source = params.get("Source", params.get("FromEmailAddress"))
     return parseaddr(source)[1] or None if isinstance(source, str) else None
 
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from .actions import LocalImageActions, local_actions
+from .actions import LocalImageActions, WebIdentityCredentials, local_actions
 from .template import REPO_ROOT
 from .workflow import Event, JobResult, JobRunner
 
@@ -92,8 +92,8 @@ def run_release_workflow(
         event = Event("workflow_dispatch", inputs={"hyperparameters": pairs})
     else:
         event = Event("push")
-    images = LocalImageActions(stack.client("ecr"), stack.ecr_repository, config_digest, local_image_for)
-    return _run(stack, path, "release", event, commit, attempt, LOCAL_RUN_ID, local_actions(images), out)
+    images = LocalImageActions(stack.endpoint_url, stack.ecr_repository, config_digest, local_image_for)
+    return _run(stack, path, "release", event, commit, attempt, LOCAL_RUN_ID, _actions(stack, images), out)
 
 
 def run_promote_workflow(
@@ -101,8 +101,12 @@ def run_promote_workflow(
 ) -> JobResult:
     """promote.yml dispatched by hand with the package, against ``stack`` (the prod stage's)."""
     event = Event("workflow_dispatch", inputs={"model_package_arn": package_arn})
-    images = LocalImageActions(stack.client("ecr"), stack.ecr_repository, str, None)  # promote builds nothing
-    return _run(stack, path, "promote", event, commit, 1, PROMOTION_RUN_ID, local_actions(images), out)
+    images = LocalImageActions(stack.endpoint_url, stack.ecr_repository, str, None)  # promote builds nothing
+    return _run(stack, path, "promote", event, commit, 1, PROMOTION_RUN_ID, _actions(stack, images), out)
+
+
+def _actions(stack, images: LocalImageActions) -> dict:
+    return local_actions(images, WebIdentityCredentials(stack.issuer, stack.endpoint_url))
 
 
 @contextmanager

@@ -8,9 +8,11 @@ Creating/Updating → InService/Failed, a failed update rolls back to the previo
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import re
 import shutil
 import sys
 import tarfile
@@ -30,7 +32,7 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemaker.utils import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from . import archive, batch, transform
+from . import archive, batch, principals, transform
 from .runners import ModelServer, ProcessRunner
 from .s3objects import object_keys, s3_parts
 
@@ -51,8 +53,23 @@ LOOPBACK_S3 = Config(
 )
 
 
+# An image in a private ECR repository: SageMaker pulls it with the execution role.
+_ECR_IMAGE = re.compile(
+    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/(?P<repository>[^:@]+)[:@](?P<ref>.+)$"
+)
+
+
 class LocalSageMaker:
-    def __init__(self, runner: ProcessRunner, work_dir: Path, endpoint_url: str, region: str):
+    def __init__(
+        self,
+        runner: ProcessRunner,
+        work_dir: Path,
+        endpoint_url: str,
+        region: str,
+        roles: principals.Principals | None = None,
+    ):
+        """``roles``: when given, each job and endpoint acts as its execution role (S3, ECR) as on AWS."""
+        self.roles = roles
         self.runner = runner
         self.work_dir = work_dir
         self.endpoint_url = endpoint_url
@@ -78,10 +95,42 @@ class LocalSageMaker:
                 )
             return self._s3
 
-    def _background(self, name: str, target, *args) -> None:
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    def _background(self, name: str, target, *args, role_arn: str | None = None, refused=None) -> None:
+        """Runs `target` in a thread acting as `role_arn`; if SageMaker may not assume it, `refused(reason)`."""
+
+        def as_role() -> None:
+            try:
+                acting = self._acting_as(role_arn)
+            except principals.TrustRefused:
+                refused(
+                    f"ClientError: Could not assume role {role_arn}. Please ensure that the role exists and "
+                    "allows principal 'sagemaker.amazonaws.com' to assume the role."
+                )
+                return
+            with acting:
+                target(*args)
+
+        thread = threading.Thread(target=as_role, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
+
+    def _acting_as(self, role_arn: str | None):
+        if self.roles is None or not role_arn:
+            return contextlib.nullcontext()
+        return principals.acting_as(self.roles.for_service(role_arn, "sagemaker.amazonaws.com"))
+
+    def _pull(self, image: str) -> None:
+        """What SageMaker asks of ECR before it runs an image, as the acting execution role."""
+        match = _ECR_IMAGE.match(image)
+        if match is None or self.roles is None:
+            return
+        ecr = boto3.client("ecr", endpoint_url=self.endpoint_url, region_name=self.region)
+        ecr.get_authorization_token()
+        ref = match["ref"]
+        image_id = {"imageDigest": ref} if ref.startswith("sha256:") else {"imageTag": ref}
+        found = ecr.batch_get_image(repositoryName=match["repository"], imageIds=[image_id])
+        if not found.get("images"):
+            raise RuntimeError(f"Requested image {image} not found")
 
     def _download_prefix(self, uri: str, dest: Path) -> list[str]:
         bucket, prefix = s3_parts(uri)
@@ -113,7 +162,13 @@ class LocalSageMaker:
     def start_training(self, job) -> None:
         job.training_job_status = "InProgress"
         job.secondary_status = "Starting"
-        self._background(f"train-{job.training_job_name}", self._train, job)
+        self._background(
+            f"train-{job.training_job_name}",
+            self._train,
+            job,
+            role_arn=job.role_arn,
+            refused=lambda reason: self._fail_job(job, "training_job_status", reason),
+        )
 
     def _train(self, job) -> None:
         base = self._scratch("training", job.training_job_name)
@@ -134,6 +189,7 @@ class LocalSageMaker:
                 }
             paths.input_data_config_file.write_text(json.dumps(channels))
             job.secondary_status = "Training"
+            self._pull(job.algorithm_specification["TrainingImage"])
             max_runtime = (job.stopping_condition or {}).get("MaxRuntimeInSeconds")
             if "train-crash" in self.faults:
                 code = crash(base / "train.log", "train was killed (injected fault: train-crash)")
@@ -184,7 +240,12 @@ class LocalSageMaker:
     def start_transform(self, job, backend: SageMakerModelBackend) -> None:
         job.transform_job_status = "InProgress"
         self._background(
-            f"transform-{job.transform_job_name}", self._transform, job, container_of(backend, job.model_name)
+            f"transform-{job.transform_job_name}",
+            self._transform,
+            job,
+            container_of(backend, job.model_name),
+            role_arn=backend._models[job.model_name].execution_role_arn,
+            refused=lambda reason: self._fail_job(job, "transform_job_status", reason),
         )
 
     def _transform(self, job, container: dict[str, Any]) -> None:
@@ -192,6 +253,7 @@ class LocalSageMaker:
         server = None
         try:
             self._model_dir_for(container["ModelDataUrl"], base)
+            self._pull(container["Image"])
             server = self.runner.serve(
                 container["Image"],
                 base,
@@ -220,6 +282,7 @@ class LocalSageMaker:
         container = container_of(backend, variant["ModelName"])
         base = self._scratch("endpoints", label)
         self._model_dir_for(container["ModelDataUrl"], base)
+        self._pull(container["Image"])
         runner = CrashingRunner() if "serve-crash" in self.faults else self.runner
         server = runner.serve(
             container["Image"],
@@ -234,16 +297,24 @@ class LocalSageMaker:
         endpoint.endpoint_status = "Creating"
         self._transition(f"endpoint-{endpoint.endpoint_name}", self._create_endpoint, endpoint, backend)
 
-    def _transition(self, name: str, target, endpoint, *args) -> None:
+    def _transition(self, name: str, target, endpoint, backend, *args) -> None:
         settled = self._settled[endpoint.endpoint_name] = threading.Event()
+        config_name = args[0] if args else endpoint.endpoint_config_name
+        variant = backend.endpoint_configs[config_name].production_variants[0]
+        role_arn = backend._models[variant["ModelName"]].execution_role_arn
 
         def run() -> None:
             try:
-                target(endpoint, *args)
+                target(endpoint, backend, *args)
             finally:
                 settled.set()
 
-        self._background(name, run)
+        def refused(reason: str) -> None:
+            endpoint.failure_reason = reason
+            endpoint.endpoint_status = "Failed" if endpoint.endpoint_status == "Creating" else "InService"
+            settled.set()
+
+        self._background(name, run, role_arn=role_arn, refused=refused)
 
     def settle(self, endpoint_name: str) -> None:
         """Waits (a little) for a Creating/Updating endpoint to end that state; see SETTLE_SECONDS."""

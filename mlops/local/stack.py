@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.credentials import ReadOnlyCredentials
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
 from ..aws_cli import github_stack_parameters
-from . import cloudformation, engine, lean_moto, outbox, sagemaker
+from . import authorizer, cloudformation, engine, lean_moto, oidc, outbox, principals, sagemaker
 from .functions import FunctionSpec, LocalFunctions, invoke_any
 from .gateway import Gateway
+from .release_workflow import repository_name
 from .runners import ProcessRunner
 from .template import ACCOUNT_ID, REPO_ROOT, Template, TemplateError
 
@@ -34,8 +36,8 @@ LOCAL_PARAMETERS = {
     "EndpointPollSeconds": "1",
     "ApprovalTimeoutSeconds": "600",
 }
-# infra/github-oidc.yaml's repository parameters for the local access stack (no GitHub is involved).
-LOCAL_ACCESS_PARAMETERS = {"GitHubOwner": "local", "GitHubRepo": "sagemaker-sfn-mlops"}
+# The keys the rehearsal itself signs with: the account holder's, who deploys the stacks (not checked by IAM).
+DEPLOYER_KEYS = ReadOnlyCredentials("testing", "testing", None)
 # Where each local stack's APIs are served: stack name -> the local gateway's origin.
 _GATEWAYS: dict[str, str] = {}
 
@@ -87,6 +89,8 @@ class LocalStack:
     definition_path: Path | None = None
     template: Template = field(default_factory=Template)
     access_template: Template = field(default_factory=lambda: Template(ACCESS_TEMPLATE_PATH))
+    # infra/github-oidc.yaml's parameters beyond the repository's (e.g. the GitHub environment prod's role trusts).
+    access_parameters: dict[str, str] = field(default_factory=dict)
     # Another stage's stack whose local AWS, mail and SageMaker this one uses; and stages started beside it.
     shared: LocalStack | None = None
     companions: list[LocalStack] = field(default_factory=list)
@@ -115,8 +119,8 @@ class LocalStack:
             {
                 "MOTO_PORT": str(port),  # moto's interpreter calls services on localhost:$MOTO_PORT
                 "AWS_ENDPOINT_URL": self.endpoint_url,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_ACCESS_KEY_ID": DEPLOYER_KEYS.access_key,
+                "AWS_SECRET_ACCESS_KEY": DEPLOYER_KEYS.secret_key,
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
                 "POWERTOOLS_TRACE_DISABLED": "true",
@@ -124,13 +128,20 @@ class LocalStack:
             }
         )
         os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
         lean_moto.load_botocore_models_once()
+        principals.install(DEPLOYER_KEYS)
+        self.issuer = oidc.LocalIssuer()
+        self.authorizer = authorizer.Authorizer(DEPLOYER_KEYS.access_key, self.issuer)
+        authorizer.install(self.authorizer)
+        self.principals = principals.Principals(self.client("iam"), self.client("sts"))
         cloudformation.install(_GATEWAYS.get)
-        engine.install(invoke_any)  # before any state machine: the interpreter's backend holds them
+        # before any state machine: the interpreter's backend holds them
+        engine.install(invoke_any, self.principals, self.authorizer)
         self.outbox = outbox.Outbox(self.work_dir / "outbox")
         outbox.install(self.outbox)
         self.sagemaker = sagemaker.LocalSageMaker(
-            self.runner, self.work_dir / "sagemaker", self.endpoint_url, REGION
+            self.runner, self.work_dir / "sagemaker", self.endpoint_url, REGION, self.principals
         )
         sagemaker.install(self.sagemaker)
         self._deploy()
@@ -139,6 +150,7 @@ class LocalStack:
     def _start_beside(self, other: LocalStack) -> LocalStack:
         self.server, self.endpoint_url = other.server, other.endpoint_url
         self.outbox, self.sagemaker = other.outbox, other.sagemaker
+        self.issuer, self.authorizer, self.principals = other.issuer, other.authorizer, other.principals
         name = self._stack_name()
         if name == other.stack_name:
             raise ValueError(f"stage {self.parameters.get('Stage')} is already deployed on this local AWS")
@@ -217,8 +229,11 @@ class LocalStack:
     def _deploy_access_stack(self, name: str, project: str, stage: str) -> cloudformation.CreatedStack:
         access = self.access_template
         # The account-wide choices as scripts/bootstrap makes them: a second stage shares the first's.
+        owner, _, repo = repository_name().partition("/")
         parameters = {
-            **LOCAL_ACCESS_PARAMETERS,
+            "GitHubOwner": owner,
+            "GitHubRepo": repo,
+            **self.access_parameters,
             "ProjectName": project,
             "Stage": stage,
             **github_stack_parameters(self, name, project),
@@ -246,6 +261,15 @@ class LocalStack:
             for logical, name in self.created.of_type("AWS::Lambda::Function").items()
         }
         arns = {logical: config["FunctionArn"] for logical, config in configs.items()}
+        try:  # each function signs with its role's keys, as Lambda gives them to it
+            keys = {
+                logical: self.principals.for_service(config["Role"], "lambda.amazonaws.com")
+                for logical, config in configs.items()
+            }
+        except principals.TrustRefused as error:
+            raise TemplateError(
+                f"The role defined for the function cannot be assumed by Lambda: {error}"
+            ) from None
         routes, security = self._routes(arns)
         specs = {}
         for logical, config in configs.items():
@@ -271,6 +295,7 @@ class LocalStack:
             REGION,
             log_path=self.work_dir / "logs" / "functions.log",
             arns=arns,
+            keys=keys,
         )
         self.api_key_file = None
         if any("api_key" in schemes for schemes in security.values()):
@@ -357,6 +382,8 @@ class LocalStack:
         sagemaker.uninstall()
         outbox.uninstall()
         engine.uninstall()
+        authorizer.uninstall()
+        principals.uninstall()
         cloudformation.uninstall()
         if server:
             moto_api_backend.reset()  # the local AWS's state goes with it, as if it had been its own process

@@ -65,6 +65,7 @@ class ActionCall:
     add_path: Callable[[str], None]
     record: dict[str, Any]  # what the run's result keeps (e.g. the role a credentials step assumed)
     log: Callable[[str], None]
+    environment: str | None = None  # the job's `environment:` name (it goes into the job's OIDC token)
 
 
 Action = Callable[[ActionCall], Mapping[str, str] | None]
@@ -333,6 +334,13 @@ class JobRunner:
             "job": {"status": "failure" if failed else "success"},
         }
 
+    def environment_name(self) -> str | None:
+        """The job's deployment environment: `environment: NAME` or `environment: {name: NAME}`."""
+        declared = self.job.get("environment")
+        if isinstance(declared, Mapping):
+            declared = declared.get("name")
+        return str(declared) if declared else None
+
     def functions(self) -> dict[str, Callable[[], bool]]:
         failed = any(r.conclusion == "failure" for r in self.results)
         return {
@@ -585,6 +593,7 @@ class JobRunner:
                 add_path=lambda folder: self.paths.insert(0, folder),
                 record=self.record,
                 log=log,
+                environment=self.environment_name(),
             )
             result.outputs.update({k: str(v) for k, v in (action(call) or {}).items()})
         except (ActionFailed, ExpressionError) as error:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlops.local import pyshim
-from mlops.local.actions import checkout, configure_aws_credentials, setup_python
+from mlops.local.actions import checkout, setup_python
 from mlops.local.workflow import ActionCall, ActionFailed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,33 +103,6 @@ def test_checkout_outside_git_says_so(tmp_path):
         checkout(call_for(tmp_path / "plain", tmp_path))
 
 
-def test_credentials_are_checked_as_sts_would_and_recorded(tmp_path):
-    role = "arn:aws:iam::123456789012:role/release"
-    call = call_for(
-        tmp_path,
-        tmp_path,
-        **{"aws-region": "eu-west-1", "role-to-assume": role, "role-session-name": "release-7-1"},
-    )
-    assert configure_aws_credentials(call) == {"aws-account-id": "123456789012"}
-    assert call.env["AWS_REGION"] == call.env["AWS_DEFAULT_REGION"] == "eu-west-1"
-    assert call.record["credentials"] == {
-        "role_to_assume": role,
-        "role_session_name": "release-7-1",
-        "region": "eu-west-1",
-        "assumed": False,
-    }
-    for inputs, says in [
-        ({"aws-region": "eu-west-1", "role-to-assume": ""}, "not a role ARN"),
-        ({"role-to-assume": role}, "aws-region"),
-        (
-            {"aws-region": "eu-west-1", "role-to-assume": role, "role-session-name": "has space"},
-            "role-session-name",
-        ),
-    ]:
-        with pytest.raises(ActionFailed, match=says):
-            configure_aws_credentials(call_for(tmp_path, tmp_path, **inputs))
-
-
 def test_setup_python_venv_and_pip_install_serve_this_interpreter_without_installing(tmp_path):
     (tmp_path / "temp").mkdir()
     call = call_for(REPO, tmp_path, **{"python-version": "3.11"})
@@ -201,31 +174,3 @@ def test_the_steps_start_without_credentials_this_venv_or_an_outer_runners_files
     assert env["PATH"] == "/usr/bin"
 
 
-def test_ecr_login_and_push_go_to_the_local_ecr_and_refuse_what_ecr_would(aws_credentials, tmp_path):
-    import boto3
-    from moto import mock_aws
-
-    from mlops.local.actions import LocalImageActions
-
-    with mock_aws():
-        ecr = boto3.client("ecr", region_name="us-east-1")
-        ecr.create_repository(repositoryName="mlops-iris", imageTagMutability="IMMUTABLE")
-        images = LocalImageActions(ecr, "mlops-iris", lambda: "sha256:" + "1" * 64, None)
-        call = call_for(REPO, tmp_path)
-        with pytest.raises(ActionFailed, match="configure-aws-credentials first"):
-            images.ecr_login(call)
-        call.env["AWS_ACCESS_KEY_ID"] = "testing"
-        registry = images.ecr_login(call)["registry"]
-        assert registry == "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-        push = call_for(REPO, tmp_path, context="container", push="true", tags=f"{registry}/mlops-iris:abc")
-        pushed = images.build_push(push)
-        described = ecr.describe_images(repositoryName="mlops-iris", imageIds=[{"imageTag": "abc"}])
-        assert pushed["digest"] == described["imageDetails"][0]["imageDigest"]
-        # A second push of the tag is refused by ECR itself, as it would be on AWS.
-        with pytest.raises(ActionFailed, match="already exists"):
-            images.build_push(push)
-        elsewhere = call_for(REPO, tmp_path, context="container", push="true", tags="docker.io/someone/x:abc")
-        with pytest.raises(ActionFailed, match="the local ECR has"):
-            images.build_push(elsewhere)
-        with pytest.raises(ActionFailed, match="no Dockerfile"):
-            images.build_push(call_for(REPO, tmp_path, context="nowhere", push="true", tags="x"))
