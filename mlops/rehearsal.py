@@ -13,6 +13,7 @@ from .data import write_iris_split
 from .execution import follow_execution
 from .local.release_workflow import (
     RELEASE_WORKFLOW,
+    job_environment,
     run_promote_workflow,
     run_release_workflow,
     workflow_record,
@@ -177,6 +178,8 @@ def promote_through(staging: LocalStack, summary: dict, options: Options, out: T
             definition_path=staging.definition_path,
             template=staging.template,
             access_template=staging.access_template,
+            # bootstrapped as the README says: its role trusts the environment promote.yml's job declares
+            access_parameters={"Environment": job_environment() or ""},
             shared=staging,
         ).start()
         staging.companions.append(stack)

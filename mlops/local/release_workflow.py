@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from .actions import LocalImageActions, WebIdentityCredentials, local_actions
 from .template import REPO_ROOT
-from .workflow import Event, JobResult, JobRunner
+from .workflow import Event, JobResult, JobRunner, environment_of, load_workflow
 
 RELEASE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "release.yml"
 PROMOTE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "promote.yml"
@@ -103,6 +103,12 @@ def run_promote_workflow(
     event = Event("workflow_dispatch", inputs={"model_package_arn": package_arn})
     images = LocalImageActions(stack.endpoint_url, stack.ecr_repository, str, None)  # promote builds nothing
     return _run(stack, path, "promote", event, commit, 1, PROMOTION_RUN_ID, _actions(stack, images), out)
+
+
+def job_environment(path: Path = PROMOTE_WORKFLOW, job: str = "promote") -> str | None:
+    """The GitHub environment a workflow's job declares: its token's subject names it, so the role it assumes
+    must trust that environment (scripts/bootstrap --environment NAME)."""
+    return environment_of(load_workflow(path)["jobs"].get(job) or {})
 
 
 def _actions(stack, images: LocalImageActions) -> dict:

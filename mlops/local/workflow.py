@@ -121,6 +121,14 @@ class JobResult:
         return next((s.outputs for s in self.steps if s.id == step_id), {})
 
 
+def environment_of(job: Mapping[str, Any]) -> str | None:
+    """A job's deployment environment: `environment: NAME` or `environment: {name: NAME}`."""
+    declared = job.get("environment")
+    if isinstance(declared, Mapping):
+        declared = declared.get("name")
+    return str(declared) if declared else None
+
+
 def load_workflow(path: Path) -> dict[str, Any]:
     try:
         workflow = yaml.safe_load(Path(path).read_text())
@@ -335,11 +343,7 @@ class JobRunner:
         }
 
     def environment_name(self) -> str | None:
-        """The job's deployment environment: `environment: NAME` or `environment: {name: NAME}`."""
-        declared = self.job.get("environment")
-        if isinstance(declared, Mapping):
-            declared = declared.get("name")
-        return str(declared) if declared else None
+        return environment_of(self.job)
 
     def functions(self) -> dict[str, Callable[[], bool]]:
         failed = any(r.conclusion == "failure" for r in self.results)
