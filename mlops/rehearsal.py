@@ -273,7 +273,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
     summary["left_over"] = left_over(stack, succeeded[-1].get("rollback_config") if succeeded else None)
     if len(options.stages) > 1:
         summary.update(promote_through(stack, summary, options, out))
-    summary["iam"] = stack.authorizer.summary()
+    summary["iam"] = {**stack.authorizer.summary(), "record": str(stack.export_iam())}
     if options.releases > 1:
         summary["releases"] = [
             {

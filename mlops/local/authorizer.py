@@ -15,12 +15,14 @@ Every checked call is kept (`calls`), so the least-privilege report can ask whic
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -30,6 +32,7 @@ from moto.core.exceptions import _RESTError as XmlRESTError
 from moto.core.parse import PROTOCOL_PARSERS
 from moto.core.request import determine_request_protocol
 from moto.core.utils import get_service_model
+from moto.iam.exceptions import NotFoundException
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 
@@ -38,7 +41,9 @@ from .iam import Decision, access_denied_message, authorize_call, evaluate, requ
 from .iam_actions import access_denied_code
 from .template import ACCOUNT_ID
 
-log = logging.getLogger("moto.local_iam")  # beside moto's own lines in the work dir's local-aws.log
+# Refusals go beside moto's own lines, to the work dir's logs/local-aws.log (moto's loggers are kept at ERROR).
+log = logging.getLogger("moto.local_iam")
+log.setLevel(logging.WARNING)
 _KEY = re.compile(r"Credential=([^/,\s]+)/")
 _UNSIGNED_OPERATIONS = {"AssumeRoleWithWebIdentity"}
 # Calls AWS answers for any valid signature: no policy can allow or deny them.
@@ -64,14 +69,18 @@ class Call:
         return self.caller or self.principal
 
 
+Check = tuple[str, tuple[str, ...], Mapping[str, Any]]  # (action, resources, request context)
+
+
 @dataclass(frozen=True)
 class Outcome:
     allowed: bool
-    actions: tuple[tuple[str, tuple[str, ...]], ...]  # (action, resources) checked
+    checks: tuple[Check, ...]  # what was evaluated, in order (the call's own action, then the implied ones)
     statements: tuple[str, ...]  # the Allow statements that decided, "Role/Policy:Sid"
     message: str | None
     code: str | None
     unevaluated: tuple[str, ...] = ()
+    trust: tuple[str, str] | None = None  # for a role assumption: the trust policy's (principal kind, value)
 
 
 def role_policies(role_name: str, account: str = ACCOUNT_ID) -> dict[str, str]:
@@ -95,7 +104,7 @@ def decide(call: Call, policies: Mapping[str, Any], lookup=None) -> Outcome:
         )
         return Outcome(
             decision.allowed,
-            ((action, (call.resource,)),),
+            ((action, (call.resource,), context),),
             decision.matched if decision.allowed else (),
             message,
             None if decision.allowed else "AccessDenied",
@@ -115,7 +124,7 @@ def decide(call: Call, policies: Mapping[str, Any], lookup=None) -> Outcome:
     statements = tuple(dict.fromkeys(label for _, _, d in checked.checks if d.allowed for label in d.matched))
     return Outcome(
         checked.allowed,
-        tuple((action, resources) for action, resources, _ in checked.checks),
+        tuple((a, r, c) for (a, r, _), c in zip(checked.checks, checked.contexts, strict=True)),
         statements if checked.allowed else (),
         checked.message,
         checked.code,
@@ -223,6 +232,8 @@ class Authorizer:
         outcome = decide(call, role_policies(call.principal.rsplit("/", 1)[-1]), _lookup)
         with self._lock:
             self.calls.append((_kept(call), outcome))
+        if not outcome.allowed:
+            log.warning("refused %s:%s: %s", call.service, call.operation, outcome.message)
         return outcome
 
     def _web_identity(self, response, service: str, operation: str, protocol: str) -> None:
@@ -262,21 +273,22 @@ class Authorizer:
             raise _error(
                 protocol, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403
             )
+        self.record_trust(
+            Call(
+                role_arn, service, operation, {"RoleArn": role_arn}, response.region, caller=claims.get("sub")
+            ),
+            ("Federated", provider),
+            "sts:AssumeRoleWithWebIdentity",
+            oidc.condition_context(claims),
+            decision,
+        )
+
+    def record_trust(self, call: Call, principal: tuple[str, str], action: str, context, decision) -> None:
+        """Keeps a role assumption that the role's trust policy allowed (by `principal`: kind, value)."""
+        check = (action, (call.principal,), dict(context))
+        outcome = Outcome(True, (check,), decision.matched, None, None, (), principal)
         with self._lock:
-            self.calls.append(
-                (
-                    Call(
-                        role_arn,
-                        service,
-                        operation,
-                        {"RoleArn": role_arn, "sub": claims.get("sub")},
-                        response.region,
-                    ),
-                    Outcome(
-                        True, (("sts:AssumeRoleWithWebIdentity", (role_arn,)),), decision.matched, None, None
-                    ),
-                )
-            )
+            self.calls.append((call, outcome))
 
     def _refuse(self, who: str, service: str, operation: str, why: str) -> None:
         with self._lock:
@@ -289,7 +301,7 @@ class Authorizer:
             refused = list(self.refused)
         principals = Counter(call.principal for call, _ in calls)
         denied = [
-            {"principal": call.principal, "action": outcome.actions[-1][0], "message": outcome.message}
+            {"principal": call.principal, "action": outcome.checks[-1][0], "message": outcome.message}
             for call, outcome in calls
             if not outcome.allowed
         ]
@@ -301,6 +313,44 @@ class Authorizer:
             + [{"principal": r["caller"], "action": r["call"], "message": r["error"]} for r in refused],
             "unevaluated": unevaluated,
         }
+
+    def export(self, path, role_names: Mapping[str, str]) -> None:
+        """Writes every kept call with what was evaluated, and each role's policies and trust policy, as they
+        are now (`role_names`: role ARN -> the name the report shows, e.g. "template.yaml EvaluateFunctionRole").
+        `mlops iam-report` reads it."""
+        with self._lock:
+            calls = list(self.calls)
+        backend = iam_backends[ACCOUNT_ID][_PARTITION]
+        roles = {}
+        for arn in sorted({call.principal for call, _ in calls}):
+            try:
+                role = backend.get_role(arn.rsplit("/", 1)[-1])
+            except NotFoundException:  # a role of a stack that is gone: nothing to report
+                continue
+            trust = role.assume_role_policy_document
+            roles[arn] = {
+                "name": role_names.get(arn, arn.rsplit("/", 1)[-1]),
+                "policies": {k.split("/", 1)[1]: json.loads(v) for k, v in role_policies(role.name).items()},
+                "trust": json.loads(trust) if isinstance(trust, str) else trust,
+            }
+        record = {
+            "roles": roles,
+            "calls": [
+                {
+                    "principal": call.principal,
+                    "call": f"{call.service}:{call.operation}",
+                    "allowed": outcome.allowed,
+                    "trust": list(outcome.trust) if outcome.trust else None,
+                    "checks": [
+                        {"action": action, "resources": list(resources), "context": dict(context)}
+                        for action, resources, context in outcome.checks
+                    ],
+                }
+                for call, outcome in calls
+            ],
+        }
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(record, indent=1, default=str))
 
 
 # -- reading the request -----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import functools
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,7 @@ from botocore.exceptions import ClientError, UnknownServiceError
 from moto.core.config import default_user_config
 from moto.core.responses import ActionResult, EmptyResult
 from moto.settings import moto_server_port
-from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
@@ -303,6 +304,22 @@ def _lambda_as_execution_role(original: Callable) -> Callable:
     return execute_lambda_function_integration
 
 
+def _stop_execution_at_once(original: Callable) -> Callable:
+    """StopExecution answers once the execution is ABORTED, as on AWS; moto's worker stops a moment later, so a
+    DescribeExecution right after it could still say RUNNING."""
+
+    def stop_execution(self, execution_arn: str):
+        execution = original(self, execution_arn)
+        deadline = time.monotonic() + 5
+        while (
+            getattr(execution, "exec_status", None) == ExecutionStatus.RUNNING and time.monotonic() < deadline
+        ):
+            time.sleep(0.01)
+        return execution
+
+    return stop_execution
+
+
 def _send_task_failure_with_cause(self) -> ActionResult:
     """moto's handler drops ``cause``; the approver's reason belongs in the history."""
     self.stepfunction_backend.send_task_failure(
@@ -348,15 +365,22 @@ class _ParseOnce:
 _PARSE_ONCE = _ParseOnce()
 
 
-_AUTHORIZER: Authorizer | None = (
-    None  # what install() was given: checks calls the interpreter makes in-process
-)
+# What install() was given: the state machines' roles, and the check of calls the interpreter makes in-process.
+_ROLES: Principals | None = None
+_AUTHORIZER: Authorizer | None = None
 _saved: dict[str, tuple[Any, str, Any]] = {}  # what install() replaced: key -> (owner, name, original)
+_INHERITED = object()  # what _saved holds for a name the class did not define itself
 
 
 def _original(owner: Any, name: str) -> Any:
     key = f"{owner.__name__}.{name}"
     return _saved[key][2] if key in _saved else owner.__dict__[name]
+
+
+def _patch_inherited(owner: type, name: str, value: Any) -> None:
+    """Patches a method the class inherits: uninstall() deletes it again, and the base class's shows through."""
+    _saved.setdefault(f"{owner.__name__}.{name}", (owner, name, owner.__dict__.get(name, _INHERITED)))
+    setattr(owner, name, value)
 
 
 def _patch(owner: Any, name: str, value: Any) -> None:
@@ -394,6 +418,8 @@ def install(
             if interpreter and module.__dict__.get("boto_client_for") is boto_client_for:
                 _patch(module, "boto_client_for", _client_for)
     _patch(StepFunctionResponse, "send_task_failure", _send_task_failure_with_cause)
+    stop = StepFunctionsParserBackend.stop_execution  # inherited from moto's plain backend
+    _patch_inherited(StepFunctionsParserBackend, "stop_execution", _stop_execution_at_once(stop))
     _patch(
         StateTaskServiceAwsSdk,
         "_eval_service_task",
@@ -414,7 +440,9 @@ def install(
 def uninstall() -> None:
     """moto's interpreter is plain moto again (later tests in the same process may use it)."""
     for owner, name, original in _saved.values():
-        if not isinstance(owner, dict):
+        if original is _INHERITED:
+            delattr(owner, name)
+        elif not isinstance(owner, dict):
             setattr(owner, name, original)
         elif original is None:
             owner.pop(name, None)

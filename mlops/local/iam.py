@@ -284,6 +284,7 @@ class CallDecision:
     unevaluated: tuple[str, ...]
     message: str | None  # AWS's AccessDenied text for the first refused check
     code: str | None  # AccessDenied / AccessDeniedException / AuthorizationError
+    contexts: tuple[Mapping[str, Any], ...] = ()  # each check's request context, in the order of checks
 
 
 def authorize_call(
@@ -310,13 +311,16 @@ def authorize_call(
     for implied in implied_actions(service, operation, params):
         resources = own if implied.resources is None else list(implied.resources)
         wanted.append((implied.action, resources, {**base, **implied.context}))
-    checks, unevaluated = [], [f"{action}: resource {u}" for u in arns.unresolved]
+    checks, contexts, unevaluated = [], [], [f"{action}: resource {u}" for u in arns.unresolved]
     for wanted_action, resources, call_context in wanted:
         decision = evaluate(policies, wanted_action, resources, call_context)
         checks.append((wanted_action, tuple(resources), decision))
+        contexts.append(call_context)
         unevaluated += decision.unevaluated
         if not decision.allowed:
             message = access_denied_message(principal_arn, wanted_action, decision.denied_resource, decision)
             code = access_denied_code(service)
-            return CallDecision(False, tuple(checks), tuple(dict.fromkeys(unevaluated)), message, code)
-    return CallDecision(True, tuple(checks), tuple(dict.fromkeys(unevaluated)), None, None)
+            return CallDecision(
+                False, tuple(checks), tuple(dict.fromkeys(unevaluated)), message, code, tuple(contexts)
+            )
+    return CallDecision(True, tuple(checks), tuple(dict.fromkeys(unevaluated)), None, None, tuple(contexts))

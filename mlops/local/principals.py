@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import boto3
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
+from .authorizer import Authorizer, Call
 from .iam import trust_allows
 
 _acting = threading.local()
@@ -74,10 +75,11 @@ def uninstall() -> None:
 
 class Principals:
     """Temporary keys per (role, service), assumed through the local STS after the role's trust policy
-    allowed the service; `iam` is a deployer's IAM client, `sts` a deployer's STS client."""
+    allowed the service; `iam` is a deployer's IAM client, `sts` a deployer's STS client; `checks` keeps each
+    assumption beside the calls (the least-privilege report reads trust statements from them too)."""
 
-    def __init__(self, iam, sts) -> None:
-        self.iam, self.sts = iam, sts
+    def __init__(self, iam, sts, checks: Authorizer | None = None) -> None:
+        self.iam, self.sts, self.checks = iam, sts, checks
         self._assumed: dict[tuple[str, str], Principal] = {}
         self._lock = threading.Lock()
 
@@ -93,6 +95,11 @@ class Principals:
                     raise TrustRefused(
                         f"{service} cannot assume {role_arn}: its trust policy does not allow it"
                     )
+                if self.checks is not None:
+                    call = Call(
+                        role_arn, "sts", "AssumeRole", {"RoleArn": role_arn}, self.sts.meta.region_name
+                    )
+                    self.checks.record_trust(call, ("Service", service), "sts:AssumeRole", {}, decision)
                 session = service.split(".", 1)[0]
                 assumed = self.sts.assume_role(RoleArn=role_arn, RoleSessionName=f"local-{session}")
                 credentials = assumed["Credentials"]

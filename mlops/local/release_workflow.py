@@ -31,6 +31,7 @@ CREDENTIALS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",  # the older name of the session token, which botocore still reads first
     "AWS_PROFILE",
     "AWS_REGION",
     "AWS_DEFAULT_REGION",

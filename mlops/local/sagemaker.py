@@ -17,6 +17,7 @@ import shutil
 import sys
 import tarfile
 import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from moto.sagemaker.utils import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from . import archive, batch, principals, transform
+from .cloudwatch import CloudWatch, metric_values, rollback_alarms
 from .runners import ModelServer, ProcessRunner
 from .s3objects import object_keys, s3_parts
 
@@ -53,6 +55,7 @@ LOOPBACK_S3 = Config(
 )
 
 
+_INSTANCE = "i-0local"  # the one instance a local job or variant runs on, as its log streams name it
 # An image in a private ECR repository: SageMaker pulls it with the execution role.
 _ECR_IMAGE = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/(?P<repository>[^:@]+)[:@](?P<ref>.+)$"
@@ -68,8 +71,10 @@ class LocalSageMaker:
         region: str,
         roles: principals.Principals | None = None,
     ):
-        """``roles``: when given, each job and endpoint acts as its execution role (S3, ECR) as on AWS."""
+        """``roles``: when given, each job and endpoint acts as its execution role (S3, ECR, CloudWatch) as on
+        AWS."""
         self.roles = roles
+        self.cloudwatch = CloudWatch(endpoint_url, region)
         self.runner = runner
         self.work_dir = work_dir
         self.endpoint_url = endpoint_url
@@ -222,12 +227,26 @@ class LocalSageMaker:
             bucket, key = s3_parts(job.model_artifacts["S3ModelArtifacts"])
             with archive.open("rb") as body:
                 self.s3().put_object(Bucket=bucket, Key=key, Body=body)
+            values = metric_values(
+                job.algorithm_specification.get("MetricDefinitions"),
+                (base / "train.log").read_text(errors="replace"),
+            )
+            job.final_metric_data_list = [
+                {"MetricName": name, "Value": value, "Timestamp": utcnow()} for name, value in values.items()
+            ]
+            self.cloudwatch.publish_training_metrics(job.training_job_name, values)
             job.training_end_time = job.last_modified_time = utcnow()
             job.secondary_status = "Completed"
             job.training_job_status = "Completed"
         except Exception as exc:  # a local-runtime fault must end the job, not hang the pipeline
             log.debug("training failed", exc_info=True)
             self._fail_job(job, "training_job_status", f"ClientError: {exc}")
+        finally:
+            self.cloudwatch.ship_logs(
+                "/aws/sagemaker/TrainingJobs",
+                f"{job.training_job_name}/algo-1-{int(time.time())}",
+                base / "train.log",
+            )
 
     def _fail_job(self, job, status_attr: str, reason: str) -> None:
         job.failure_reason = reason[:1024]
@@ -274,9 +293,15 @@ class LocalSageMaker:
             if server:
                 self._transform_servers.remove(server)
                 server.stop()
+            self.cloudwatch.ship_logs(
+                "/aws/sagemaker/TransformJobs", f"{job.transform_job_name}/{_INSTANCE}", base / "serve.log"
+            )
 
     # -- endpoints ---------------------------------------------------------------------------------------
-    def _start_server_for(self, backend: SageMakerModelBackend, config_name: str, label: str) -> ModelServer:
+    def _start_server_for(
+        self, backend: SageMakerModelBackend, endpoint_name: str, config_name: str
+    ) -> ModelServer:
+        label = f"{endpoint_name}-{config_name}"
         config = backend.endpoint_configs[config_name]
         variant = config.production_variants[0]
         container = container_of(backend, variant["ModelName"])
@@ -291,6 +316,9 @@ class LocalSageMaker:
             {**self.serve_env, **(container.get("Environment") or {})},
         )
         server.wait_ready()
+        self.cloudwatch.ship_logs(
+            f"/aws/sagemaker/Endpoints/{endpoint_name}", f"AllTraffic/{_INSTANCE}", base / "serve.log"
+        )
         return server
 
     def start_endpoint(self, endpoint, backend: SageMakerModelBackend) -> None:
@@ -324,11 +352,7 @@ class LocalSageMaker:
 
     def _create_endpoint(self, endpoint, backend) -> None:
         try:
-            server = self._start_server_for(
-                backend,
-                endpoint.endpoint_config_name,
-                f"{endpoint.endpoint_name}-{endpoint.endpoint_config_name}",
-            )
+            server = self._start_server_for(backend, endpoint.endpoint_name, endpoint.endpoint_config_name)
         except Exception as exc:
             endpoint.failure_reason = (
                 f"The primary container for production variant AllTraffic did not pass "
@@ -341,7 +365,7 @@ class LocalSageMaker:
         endpoint.last_modified_time = utcnow()
         endpoint.endpoint_status = "InService"
 
-    def update_endpoint(self, endpoint, backend, config_name: str) -> None:
+    def update_endpoint(self, endpoint, backend, config_name: str, deployment_config=None) -> None:
         if endpoint.endpoint_status != "InService":
             raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
         if config_name not in backend.endpoint_configs:
@@ -349,18 +373,33 @@ class LocalSageMaker:
         endpoint.endpoint_status = "Updating"
         endpoint.failure_reason = None
         self._transition(
-            f"endpoint-update-{endpoint.endpoint_name}", self._update_endpoint, endpoint, backend, config_name
+            f"endpoint-update-{endpoint.endpoint_name}",
+            self._update_endpoint,
+            endpoint,
+            backend,
+            config_name,
+            rollback_alarms(deployment_config),
         )
 
-    def _update_endpoint(self, endpoint, backend, config_name: str) -> None:
+    def _update_endpoint(self, endpoint, backend, config_name: str, alarms: list[str]) -> None:
         # Blue/green: the new fleet must pass its health check before traffic moves; otherwise roll back.
         try:
-            server = self._start_server_for(backend, config_name, f"{endpoint.endpoint_name}-{config_name}")
+            server = self._start_server_for(backend, endpoint.endpoint_name, config_name)
         except Exception as exc:
             endpoint.failure_reason = (
                 f"Update rolled back: the new fleet for {config_name} did not pass the "
                 f"ping health check: {exc}"[:1024]
             )
+            endpoint.last_modified_time = utcnow()
+            endpoint.endpoint_status = "InService"
+            return
+        # Baking: the auto-rollback alarms are watched before the old fleet goes (locally: read once).
+        firing = self.cloudwatch.alarms_firing(alarms)
+        if firing:
+            server.stop()
+            endpoint.failure_reason = f"Update rolled back: alarm {', '.join(firing)} fired during baking"[
+                :1024
+            ]
             endpoint.last_modified_time = utcnow()
             endpoint.endpoint_status = "InService"
             return
@@ -472,7 +511,11 @@ def _active() -> LocalSageMaker:
 
 
 def _create_training_job(self, *args, **kwargs):
+    # moto replaces the job's MetricDefinitions and FinalMetricDataList with placeholders of its own
+    asked = list((kwargs.get("algorithm_specification") or {}).get("MetricDefinitions") or [])
     job = _originals["SageMakerModelBackend.create_training_job"](self, *args, **kwargs)
+    job.algorithm_specification["MetricDefinitions"] = asked
+    job.final_metric_data_list = []
     _active().start_training(job)
     return job
 
@@ -499,11 +542,11 @@ def _delete_endpoint(self, endpoint_name: str) -> None:
     _active().stop_endpoint(endpoint_name)
 
 
-def _backend_update_endpoint(self, endpoint_name: str, endpoint_config_name: str):
+def _backend_update_endpoint(self, endpoint_name: str, endpoint_config_name: str, deployment_config=None):
     endpoint = self.endpoints.get(endpoint_name)
     if endpoint is None:
         raise ValidationError(message=f'Could not find endpoint "{endpoint_name}".')
-    _active().update_endpoint(endpoint, self, endpoint_config_name)
+    _active().update_endpoint(endpoint, self, endpoint_config_name, deployment_config)
     return endpoint
 
 
@@ -511,6 +554,7 @@ def _response_update_endpoint(self) -> ActionResult:
     endpoint = self.sagemaker_backend.update_endpoint(
         endpoint_name=self._get_param("EndpointName"),
         endpoint_config_name=self._get_param("EndpointConfigName"),
+        deployment_config=self._get_param("DeploymentConfig"),
     )
     return ActionResult({"EndpointArn": endpoint.arn})
 

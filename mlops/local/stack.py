@@ -128,13 +128,14 @@ class LocalStack:
             }
         )
         os.environ.pop("AWS_PROFILE", None)
-        os.environ.pop("AWS_SESSION_TOKEN", None)
+        for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):  # the deployer's keys are long-term keys
+            os.environ.pop(name, None)
         lean_moto.load_botocore_models_once()
         principals.install(DEPLOYER_KEYS)
         self.issuer = oidc.LocalIssuer()
         self.authorizer = authorizer.Authorizer(DEPLOYER_KEYS.access_key, self.issuer)
         authorizer.install(self.authorizer)
-        self.principals = principals.Principals(self.client("iam"), self.client("sts"))
+        self.principals = principals.Principals(self.client("iam"), self.client("sts"), self.authorizer)
         cloudformation.install(_GATEWAYS.get)
         # before any state machine: the interpreter's backend holds them
         engine.install(invoke_any, self.principals, self.authorizer)
@@ -200,6 +201,7 @@ class LocalStack:
         self.state_machine_arn = self._output(self.created, "StateMachineArn")
         self.endpoint_name = self._output(self.created, "EndpointName")
         self.model_package_group = self._output(self.created, "ModelPackageGroupName")
+        self.access = access
         self.ecr_repository = self._output(access, "ImageRepositoryName")
         self.release_role_arn = self._output(access, "ReleaseRoleArn")
         self.role_arn = self.client("iam").get_role(RoleName=self.created.physical["SageMakerExecutionRole"])[
@@ -348,6 +350,21 @@ class LocalStack:
                 for key in apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]:
                     return apigateway.get_api_key(apiKey=key["id"], includeValue=True)["value"]
         raise LookupError(f"stack {self.stack_name} requires an API key but no usage plan of its API has one")
+
+    def role_names(self) -> dict[str, str]:
+        """Role ARN -> "<template file> <logical id>", for this stack and the stages started beside it."""
+        names = {}
+        for stack in (self, *self.companions):
+            for created, template in ((stack.created, stack.template), (stack.access, stack.access_template)):
+                for logical, name in created.of_type("AWS::IAM::Role").items():
+                    names[f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"] = f"{template.path.name} {logical}"
+        return names
+
+    def export_iam(self) -> Path:
+        """Every checked call of this local AWS so far, for `mlops iam-report`: logs/iam-calls.json."""
+        path = self.work_dir / "logs" / "iam-calls.json"
+        self.authorizer.export(path, self.role_names())
+        return path
 
     def live_endpoints(self) -> list[str]:
         return [e["EndpointName"] for e in self.client("sagemaker").list_endpoints()["Endpoints"]]

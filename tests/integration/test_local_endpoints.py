@@ -31,7 +31,9 @@ def stack(tmp_path_factory):
     with tarfile.open(fileobj=archive, mode="w:gz") as tar:
         for path in model_dir.iterdir():
             tar.add(path, arcname=path.name)
-    local.client("s3").put_object(Bucket=local.bucket, Key="model/model.tar.gz", Body=archive.getvalue())
+    local.client("s3").put_object(
+        Bucket=local.bucket, Key="training/model/output/model.tar.gz", Body=archive.getvalue()
+    )
     yield local
     local.stop()
 
@@ -41,7 +43,10 @@ def config(stack, name):
     sm.create_model(
         ModelName=name,
         ExecutionRoleArn=stack.role_arn,
-        PrimaryContainer={"Image": "local", "ModelDataUrl": f"s3://{stack.bucket}/model/model.tar.gz"},
+        PrimaryContainer={
+            "Image": "local",
+            "ModelDataUrl": f"s3://{stack.bucket}/training/model/output/model.tar.gz",
+        },
     )
     sm.create_endpoint_config(
         EndpointConfigName=name,

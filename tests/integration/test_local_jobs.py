@@ -50,7 +50,7 @@ class StuckImage(ProcessRunner):
 def stack(tmp_path):
     local = LocalStack(work_dir=tmp_path / "work", runner=StuckImage()).start()
     local.client("s3").put_object(
-        Bucket=local.bucket, Key="train/train.csv", Body=b"setosa,5.1,3.5,1.4,0.2\n"
+        Bucket=local.bucket, Key="data/train/train.csv", Body=b"setosa,5.1,3.5,1.4,0.2\n"
     )
     yield local
     local.stop()
@@ -65,7 +65,7 @@ def start_training(stack, name: str, max_runtime: int) -> None:
             {
                 "ChannelName": "training",
                 "DataSource": {
-                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{stack.bucket}/train"}
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{stack.bucket}/data/train"}
                 },
             }
         ],
@@ -116,22 +116,29 @@ def test_stopping_the_stack_stops_a_transform_stuck_in_a_request(stack, processe
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w:gz"):
         pass
-    stack.client("s3").put_object(Bucket=stack.bucket, Key="model/model.tar.gz", Body=archive.getvalue())
-    stack.client("s3").put_object(Bucket=stack.bucket, Key="test/test.csv", Body=b"5.1,3.5,1.4,0.2\n")
+    stack.client("s3").put_object(
+        Bucket=stack.bucket, Key="training/model/output/model.tar.gz", Body=archive.getvalue()
+    )
+    stack.client("s3").put_object(Bucket=stack.bucket, Key="data/test/test.csv", Body=b"5.1,3.5,1.4,0.2\n")
     sm.create_model(
         ModelName="stuck",
         ExecutionRoleArn=stack.role_arn,
-        PrimaryContainer={"Image": "local", "ModelDataUrl": f"s3://{stack.bucket}/model/model.tar.gz"},
+        PrimaryContainer={
+            "Image": "local",
+            "ModelDataUrl": f"s3://{stack.bucket}/training/model/output/model.tar.gz",
+        },
     )
     sm.create_transform_job(
         TransformJobName="stuck",
         ModelName="stuck",
         TransformInput={
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{stack.bucket}/test"}},
+            "DataSource": {
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{stack.bucket}/data/test"}
+            },
             "ContentType": "text/csv",
             "SplitType": "Line",
         },
-        TransformOutput={"S3OutputPath": f"s3://{stack.bucket}/out"},
+        TransformOutput={"S3OutputPath": f"s3://{stack.bucket}/transform/out"},
         TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
     )
     log = stack.work_dir / "sagemaker" / "transform" / "stuck" / "serve.log"

@@ -11,7 +11,7 @@ What the local AWS needs from the quickstart (``use_local_aws``), each because o
 ``AWS_ENDPOINT_URL``; ``SAGEMAKER_VALIDATE_ROLE=false`` (no IAM SimulatePrincipalPolicy); telemetry off (it
 calls an AWS host); empty ``DataCaptureConfig: {}`` dropped from DescribeEndpoint (the SDK's model rejects it).
 Not covered here: ``ModelBuilder.deploy`` (the pipeline deploys, behind its approval) and ``TrainingJob.wait``'s
-CloudWatch log streaming (the local SageMaker writes the container's log to a file, not to CloudWatch Logs).
+live log streaming (the local SageMaker sends a job's log to CloudWatch Logs when the job ends).
 """
 
 from __future__ import annotations
@@ -128,19 +128,20 @@ def test_model_trainer_runs_the_image_train_on_the_pipeline_data(sdk_python, loc
         sdk_python,
         local_aws,
         "result = quick.train("
-        f"{local_aws['image_uri']!r}, 's3://{bucket}/data/train/', 's3://{bucket}/sdk-training', "
+        f"{local_aws['image_uri']!r}, 's3://{bucket}/data/train/', 's3://{bucket}/training/sdk', "
         f"{local_aws['role_arn']!r}, {{'max_depth': 3, 'criterion': 'entropy'}})",
     )
 
     assert result["status"] == "Completed", result
     assert result["job_name"].startswith("mlops-iris-sdk-")
-    assert result["model_data"] == f"s3://{bucket}/sdk-training/{result['job_name']}/output/model.tar.gz"
+    # under training/: the stack's SageMaker role may write its models there and nowhere else
+    assert result["model_data"] == f"s3://{bucket}/training/sdk/{result['job_name']}/output/model.tar.gz"
     job = local_aws["clients"]["sagemaker"].describe_training_job(TrainingJobName=result["job_name"])
     assert job["AlgorithmSpecification"]["TrainingImage"] == local_aws["image_uri"]
     assert job["HyperParameters"] == {"max_depth": "3", "criterion": "entropy"}
     archive = tmp_path / "model.tar.gz"
     local_aws["clients"]["s3"].download_file(
-        bucket, f"sdk-training/{result['job_name']}/output/model.tar.gz", str(archive)
+        bucket, f"training/sdk/{result['job_name']}/output/model.tar.gz", str(archive)
     )
     with tarfile.open(archive) as tar:
         assert tar.getnames()  # what the container's train wrote to the model directory

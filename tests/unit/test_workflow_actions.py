@@ -172,5 +172,3 @@ def test_the_steps_start_without_credentials_this_venv_or_an_outer_runners_files
     assert "AWS_ACCESS_KEY_ID" not in env and "GITHUB_OUTPUT" not in env
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"  # the local AWS is this machine's network
     assert env["PATH"] == "/usr/bin"
-
-
