@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -79,10 +80,7 @@ def _approve_in_background(
         except TimeoutError:
             return
         if options.approve == "manual":
-            out.write(
-                f"\nApproval mail: {mail}\nOpen this link to approve (or the reject link in the mail):\n"
-                f"  {links.get('approve')}\n\n"
-            )
+            out.write(approver.manual_prompt(mail, links, *_gives_up(stack, options, started)))
             out.flush()
             return
         action = "reject" if options.approve == "reject" else "approve"
@@ -94,9 +92,25 @@ def _approve_in_background(
         out.write(f"  ✉ clicked {action.capitalize()} in {mail.name}: HTTP {status}\n")
         out.flush()
 
+    started = time.time()
     thread = threading.Thread(target=act, name="approver", daemon=True)
     thread.start()
     return thread
+
+
+def _gives_up(stack: LocalStack, options: Options, started: float) -> tuple[float, str, str]:
+    """When a release waiting for its approval stops: the template's ApprovalTimeoutSeconds from now (the
+    mail has just been sent), or the rehearsal's --timeout from the release's start, whichever is first."""
+    release_ends = started + options.timeout
+    created = getattr(stack, "created", None)
+    approval = created.parameters.get("ApprovalTimeoutSeconds") if created else None
+    if approval and time.time() + float(approval) <= release_ends:
+        return (
+            time.time() + float(approval),
+            f"ApprovalTimeoutSeconds={approval}",
+            "FAILED with ApprovalTimedOut",
+        )
+    return release_ends, f"--timeout {options.timeout:g}", "ABORTED with RehearsalTimedOut"
 
 
 def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) -> dict:
