@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME[@N]",
         help="inject a fault into every release, or release N only: train-crash, serve-crash, throttle, "
-        "no-training-data, malformed-test-data, duplicate-execution (see the README's reliability section)",
+        "no-training-data, malformed-test-data, duplicate-execution (see docs/faults.md)",
     )
     rehearse.add_argument(
         "--stages",
