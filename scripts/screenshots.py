@@ -23,7 +23,7 @@ from html import escape
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "browser"))
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "browser")]  # this checkout's mlops; the tests' browser choice
 
 from browsers import ARGS, choose_browser  # noqa: E402
 
