@@ -23,7 +23,8 @@ from html import escape
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests" / "browser")]  # this checkout's mlops; the tests' browser choice
+# This checkout's mlops, and the browser the tests choose.
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "browser")]
 
 from browsers import ARGS, choose_browser  # noqa: E402
 
