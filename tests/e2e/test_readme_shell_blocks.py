@@ -58,7 +58,7 @@ def commands_of(block: str) -> list[str]:
 
 
 def expected_output(block: str) -> list[str]:
-    """`# → TEXT` under a command: TEXT is what the block prints."""
+    """`# → LINE` under a command: LINE is a whole line the block prints."""
     return re.findall(r"^# → (.*)$", block, flags=re.M)
 
 
@@ -152,8 +152,9 @@ def test_readme_shell_block_runs_as_written(name, block, served):
         check=False,
     )
     assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-    for text in expected_output(block):
-        assert text in done.stdout, f"{name} did not print {text!r}:\n{done.stdout}"
+    printed = done.stdout.splitlines()
+    for line in expected_output(block):
+        assert line in printed, f"{name} did not print the line {line!r}:\n{done.stdout}"
 
 
 def test_manual_approval_prompt_says_how_to_approve_from_a_terminal_and_when_it_gives_up(tmp_path):
