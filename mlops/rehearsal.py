@@ -99,18 +99,24 @@ def _approve_in_background(
 
 
 def _gives_up(stack: LocalStack, options: Options, started: float) -> tuple[float, str, str]:
-    """When a release waiting for its approval stops: the template's ApprovalTimeoutSeconds from now (the
-    mail has just been sent), or the rehearsal's --timeout from the release's start, whichever is first."""
-    release_ends = started + options.timeout
     created = getattr(stack, "created", None)
     approval = created.parameters.get("ApprovalTimeoutSeconds") if created else None
-    if approval and time.time() + float(approval) <= release_ends:
+    return gives_up(time.time(), started + options.timeout, options.timeout, approval)
+
+
+def gives_up(
+    now: float, release_ends: float, release_timeout: float, approval_timeout: str | None
+) -> tuple[float, str, str]:
+    """When a release waiting for its approval stops, by which setting, and how it ends: the template's
+    ApprovalTimeoutSeconds from now (the mail has just been sent), or the rehearsal's --timeout from the
+    release's start, whichever comes first."""
+    if approval_timeout and now + float(approval_timeout) <= release_ends:
         return (
-            time.time() + float(approval),
-            f"ApprovalTimeoutSeconds={approval}",
+            now + float(approval_timeout),
+            f"ApprovalTimeoutSeconds={approval_timeout}",
             "FAILED with ApprovalTimedOut",
         )
-    return release_ends, f"--timeout {options.timeout:g}", "ABORTED with RehearsalTimedOut"
+    return release_ends, f"--timeout {release_timeout:g}", "ABORTED with RehearsalTimedOut"
 
 
 def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) -> dict:
