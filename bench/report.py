@@ -1,4 +1,4 @@
-"""The issue's goals checked against the figures, and the README table made from them."""
+"""The issue's goals checked against the figures, and the table of docs/benchmarks.md made from them."""
 
 from __future__ import annotations
 

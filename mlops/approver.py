@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 import urllib.error
 import urllib.parse
@@ -75,3 +76,43 @@ def click(url: str, approver: str, reason: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def curl_decision(url: str, approver: str, reason: str) -> str:
+    """The terminal's way to submit a link's confirmation form: a POST with the form's fields, JSON back."""
+    return shlex.join(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            url,
+            "-H",
+            "Accept: application/json",
+            "--data-urlencode",
+            f"approver={approver}",
+            "--data-urlencode",
+            f"reason={reason}",
+        ]
+    )
+
+
+def manual_prompt(mail: Path, links: dict[str, str], gives_up_at: float, setting: str, outcome: str) -> str:
+    """What ``--approve manual`` tells the person: the link for a browser, the same decision from a terminal,
+    and when the release stops waiting (``gives_up_at``, epoch seconds), by which setting, with what outcome."""
+    when = time.strftime("%H:%M:%S UTC", time.gmtime(gives_up_at))
+    lines = [
+        "",
+        f"Approval mail: {mail} (`mlops mail` lists the outbox and prints it)",
+        "Approve in a browser: open this link; nothing is decided until you press the page's button:",
+        f"  {links.get('approve')}",
+        "Or from a terminal (approver is required, reason is optional):",
+        f"  {curl_decision(links['approve'], 'Your Name <you@example.com>', 'looks good')}",
+    ]
+    if "reject" in links:
+        lines += [
+            "To reject instead:",
+            f"  {curl_decision(links['reject'], 'Your Name <you@example.com>', 'why')}",
+        ]
+    lines += [f"The release waits for a decision until {when} ({setting}), then ends {outcome}.", "", ""]
+    return "\n".join(lines)

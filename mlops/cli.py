@@ -142,6 +142,8 @@ def _rehearse(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict, out, serving: bool) -> None:
+    from .summary import export_lines
+
     out.write(f"\nRelease {summary['status']}\n")
     if summary["status"] == "NOT_STARTED":
         tail = "".join(f"    {line}\n" for line in summary.get("tail", []))
@@ -154,7 +156,11 @@ def _print_summary(summary: dict, out, serving: bool) -> None:
     elif summary["status"] == "SUCCEEDED":
         out.write(
             f"  endpoint  {summary['endpoint_name']}\n  API       {summary['api_url']}\n"
-            f"  mail      {summary['outbox']}\n  local AWS {summary['aws_endpoint_url']}\n"
+            + "".join(
+                f"  {stage:<9} endpoint {record['endpoint_name']}, API {record['api_url']}\n"
+                for stage, record in list((summary.get("stages") or {}).items())[1:]
+            )
+            + f"  mail      {summary['outbox']}\n  local AWS {summary['aws_endpoint_url']}\n"
             f"  work dir  {summary['work_dir']} (kept: its mail, logs and job files are this run's record)\n"
             f"  {'try it:' if serving else 'asked: '}   {summary['curl']}\n  answer:   {summary['prediction']}\n"
         )
@@ -172,6 +178,14 @@ def _print_summary(summary: dict, out, serving: bool) -> None:
             )
             + f"  mail:     {summary['outbox']}\n"
             f"  work dir: {summary['work_dir']} (logs/ has the functions' and the local AWS's logs)\n\n"
+        )
+    exports = export_lines(summary) if serving else []
+    if exports:
+        out.write(
+            'To try it by hand (README, "Try it by hand"), paste these into a new shell: the credentials are\n'
+            "the local AWS's fake ones and replace your own there.\n"
+            + "".join(f"  {line}\n" for line in exports)
+            + "\n"
         )
     out.flush()
 
@@ -403,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME[@N]",
         help="inject a fault into every release, or release N only: train-crash, serve-crash, throttle, "
-        "no-training-data, malformed-test-data, duplicate-execution (see the README's reliability section)",
+        "no-training-data, malformed-test-data, duplicate-execution (see docs/faults.md)",
     )
     rehearse.add_argument(
         "--stages",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -80,10 +81,7 @@ def _approve_in_background(
         except TimeoutError:
             return
         if options.approve == "manual":
-            out.write(
-                f"\nApproval mail: {mail}\nOpen this link to approve (or the reject link in the mail):\n"
-                f"  {links.get('approve')}\n\n"
-            )
+            out.write(approver.manual_prompt(mail, links, *_gives_up(stack, options, started)))
             out.flush()
             return
         action = "reject" if options.approve == "reject" else "approve"
@@ -95,9 +93,31 @@ def _approve_in_background(
         out.write(f"  ✉ clicked {action.capitalize()} in {mail.name}: HTTP {status}\n")
         out.flush()
 
+    started = time.time()
     thread = threading.Thread(target=act, name="approver", daemon=True)
     thread.start()
     return thread
+
+
+def _gives_up(stack: LocalStack, options: Options, started: float) -> tuple[float, str, str]:
+    created = getattr(stack, "created", None)
+    approval = created.parameters.get("ApprovalTimeoutSeconds") if created else None
+    return gives_up(time.time(), started + options.timeout, options.timeout, approval)
+
+
+def gives_up(
+    now: float, release_ends: float, release_timeout: float, approval_timeout: str | None
+) -> tuple[float, str, str]:
+    """When a release waiting for its approval stops, by which setting, and how it ends: the template's
+    ApprovalTimeoutSeconds from now (the mail has just been sent), or the rehearsal's --timeout from the
+    release's start, whichever comes first."""
+    if approval_timeout and now + float(approval_timeout) <= release_ends:
+        return (
+            now + float(approval_timeout),
+            f"ApprovalTimeoutSeconds={approval_timeout}",
+            "FAILED with ApprovalTimedOut",
+        )
+    return release_ends, f"--timeout {release_timeout:g}", "ABORTED with RehearsalTimedOut"
 
 
 def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) -> dict:

@@ -97,3 +97,34 @@ def left_over(stack: LocalStack, rollback_config: str | None) -> list[str]:
     return [f"endpoint-config/{c}" for c in sorted(configs) if c not in keep] + [
         f"model/{m}" for m in sorted(models) if m not in keep_models
     ]
+
+
+def region_of(arn: str) -> str:
+    """The region field of an ARN (``arn:aws:states:us-east-1:…``)."""
+    return arn.split(":")[3]
+
+
+def export_lines(summary: dict) -> list[str]:
+    """Shell lines that set what the README's "Try it by hand" commands use: the work dir, the API, the local
+    AWS, the execution, and the fake credentials and region the local AWS takes (never anyone's real keys)."""
+    arn = summary.get("execution_arn")
+    if not arn:
+        return []
+    names = {
+        "WORK": summary["work_dir"],
+        "API": summary["api_url"],
+        "AWS_ENDPOINT": summary["aws_endpoint_url"],
+        "ARN": arn,
+    }
+    for stage, record in (summary.get("stages") or {}).items():
+        if record.get("api_url") and record["api_url"] != summary["api_url"]:
+            names[f"{stage.upper()}_API"] = record["api_url"]
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region_of(arn),
+    }
+    return [
+        "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in group.items())
+        for group in (names, credentials)
+    ]

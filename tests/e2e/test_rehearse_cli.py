@@ -323,6 +323,7 @@ def test_staging_release_is_promoted_to_prod_serving_the_same_package(rehearse):
     assert "Train" not in promotion["states"] and "RequestApproval" not in promotion["states"]
     assert sorted(summary["live_endpoints"]) == ["mlops-iris-prod", "mlops-iris-staging"]
     assert summary["left_over"] == []
+    assert f"  prod      endpoint mlops-iris-prod, API {prod['api_url']}\n" in stderr  # the human summary too
     assert (
         "asked: " in stderr and "`scripts/rehearse --serve` keeps it up" in stderr
     )  # the curl's API is gone

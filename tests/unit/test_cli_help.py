@@ -1,5 +1,5 @@
 """Every `mlops` command explains itself: a description, a help line per argument, defaults shown; and the
-README's table of `mlops rehearse` options is the command's own list."""
+reference page's table of `mlops rehearse` options is the command's own list."""
 
 import argparse
 import re
@@ -9,7 +9,7 @@ import pytest
 
 from mlops.cli import build_parser
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
 PARSER = build_parser()
 COMMANDS = next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction)).choices
 
@@ -32,8 +32,8 @@ def test_defaults_worth_knowing_are_shown(name):
             assert shown in "".join(text.split()), (name, action.dest)
 
 
-def test_the_readme_lists_exactly_the_options_of_mlops_rehearse():
-    table = README.read_text().split("Options of `mlops rehearse`", 1)[1].split("\n\n", 2)[1]
-    in_readme = set(re.findall(r"^\| `(--[a-z-]+)", table, flags=re.M))
+def test_the_reference_lists_exactly_the_options_of_mlops_rehearse():
+    table = REFERENCE.read_text().split("Options of `mlops rehearse`", 1)[1].split("\n\n", 2)[1]
+    in_reference = set(re.findall(r"^\| `(--[a-z-]+)", table, flags=re.M))
     in_parser = {o for a in COMMANDS["rehearse"]._actions for o in a.option_strings if o.startswith("--")}
-    assert in_readme == in_parser - {"--help"}
+    assert in_reference == in_parser - {"--help"}
