@@ -72,6 +72,13 @@ class _RequestHandler(WSGIRequestHandler):
         log.debug("%s: %s", type, (message % args if args else message)[:500])
 
 
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:  # a function may answer any status code; the reason phrase is only a courtesy
+        return f"{status} Unknown"
+
+
 def _content_length(headers: list[tuple[str, str]]) -> int | str | None:
     """The announced body length, None when there is none, or why it cannot be used (a message)."""
     values = [value.strip() for name, value in headers if name.lower() == "content-length"]
@@ -144,7 +151,7 @@ class Gateway:
         method = environ["REQUEST_METHOD"]
         status, headers, body = self._answer(environ)
         headers = {**headers, "Content-Length": str(len(body))}
-        start_response(f"{status} {HTTPStatus(status).phrase}", list(headers.items()))
+        start_response(_status_line(status), list(headers.items()))
         return [b"" if method == "HEAD" else body]
 
     def _answer(self, environ: dict[str, Any]) -> Answer:
@@ -155,7 +162,10 @@ class Gateway:
         if len(request_line) + sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
             return _json(431, "Request Header Fields Too Large")
         length = _content_length(headers)
-        chunked = "HTTP_TRANSFER_ENCODING" in environ
+        encoding = environ.get("HTTP_TRANSFER_ENCODING")
+        if encoding is not None and encoding.strip().lower() != "chunked":
+            return _json(501, "Not Implemented")  # a body framed in a way this server cannot read
+        chunked = encoding is not None
         if isinstance(length, str) or (chunked and length is not None):
             return _json(400, length if isinstance(length, str) else "Invalid Content-Length")
         if length is not None and length > MAX_BODY:

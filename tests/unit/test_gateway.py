@@ -16,6 +16,8 @@ import json
 def handler(event, context):
     if event["queryStringParameters"] and event["queryStringParameters"].get("boom"):
         raise RuntimeError("boom")
+    if event["queryStringParameters"] and event["queryStringParameters"].get("status"):
+        return {"statusCode": int(event["queryStringParameters"]["status"]), "body": "{}"}
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
             "body": json.dumps({"method": event["httpMethod"], "path": event["path"], "body": event["body"],
                                 "stage": event["requestContext"]["stage"],
@@ -185,6 +187,18 @@ def test_a_chunked_body_reaches_the_function(gw):
     chunked = b'3\r\n{"a\r\n4\r\n":1}\r\n0\r\n\r\n'
     status, _, body = _raw(gw, _post("/v1/echo", "x-api-key: k3y\r\nTransfer-Encoding: chunked\r\n", chunked))
     assert (status, json.loads(body)["body"]) == (200, '{"a":1}')
+
+
+def test_a_status_code_without_a_standard_reason_reaches_the_client(gw):
+    status, _, body = _raw(gw, b"GET /Prod/open?status=599 HTTP/1.1\r\nHost: api\r\n\r\n")
+    assert (status, body) == (599, b"{}")
+
+
+def test_a_transfer_encoding_other_than_chunked_is_a_501_json_at_once(gw):
+    started = time.monotonic()
+    status, _, body = _raw(gw, _post("/open", "Transfer-Encoding: gzip, chunked\r\n", b"{}"))
+    assert (status, json.loads(body)) == (501, {"message": "Not Implemented"})
+    assert time.monotonic() - started < 3
 
 
 @pytest.mark.parametrize("method", ["HEAD", "OPTIONS"])
