@@ -40,10 +40,11 @@ class LoadResult:
 
 
 class _Connection:
-    __slots__ = ("buffer", "header_end", "keep_alive", "length", "sock", "started", "status")
+    __slots__ = ("buffer", "connecting", "header_end", "keep_alive", "length", "sock", "started", "status")
 
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
+        self.connecting = False
         self.reset()
 
     def reset(self) -> None:
@@ -93,12 +94,17 @@ def run_load(
     max_requests: int,
     max_seconds: float,
     expect: bytes | None = None,
+    grace: float = 5.0,
+    request: bytes | None = None,
 ) -> LoadResult:
     """Sends up to `max_requests` POST /invocations with `clients` in flight; stops early at `max_seconds`.
 
-    A response counts as an error when it is not 200 or (with `expect`) its body is not `expect`.
+    A response counts as an error when it is not 200 or (with `expect`) its body is not `expect`; so does a
+    request still unanswered `grace` seconds after `max_seconds`. `request` replaces the whole request
+    (then `body` is unused). Connections are made without blocking: a server whose listen queue overflows
+    delays only the clients it drops.
     """
-    request = request_bytes(port, body)
+    request = request or request_bytes(port, body)
     selector = selectors.DefaultSelector()
     connections = [_Connection() for _ in range(clients)]
     result = LoadResult(clients=clients, seconds=0.0)
@@ -114,11 +120,13 @@ def run_load(
         conn.reset()
         conn.started = time.perf_counter()
         if conn.sock is None:
-            sock = socket.create_connection((HOST, port))  # loopback: the kernel completes the handshake
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
-            conn.sock = sock
-            selector.register(sock, selectors.EVENT_READ, conn)
+            sock.connect_ex((HOST, port))
+            conn.sock, conn.connecting = sock, True
+            selector.register(sock, selectors.EVENT_WRITE, conn)  # writable once connected
+            return
         conn.sock.send(request)  # a few hundred bytes: fits the empty send buffer whole
 
     def drop(conn: _Connection) -> None:
@@ -132,12 +140,20 @@ def run_load(
             send(conn)
     while in_flight:
         now = time.perf_counter()
-        for key, _ in selector.select(timeout=max(0.0, deadline - now) + 5.0):
+        for key, _ in selector.select(timeout=max(0.0, deadline - now) + grace):
             conn = key.data
-            try:
-                data = conn.sock.recv(65536)
-            except OSError:
-                data = b""
+            if conn.connecting:
+                conn.connecting = False
+                if conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    selector.modify(conn.sock, selectors.EVENT_READ, conn)
+                    conn.sock.send(request)
+                    continue
+                data = b""  # refused: counts as a request that got no answer
+            else:
+                try:
+                    data = conn.sock.recv(65536)
+                except OSError:
+                    data = b""
             if data:
                 conn.buffer += data
                 if conn.header_end < 0 and not conn.parse_head():
@@ -158,7 +174,7 @@ def run_load(
             in_flight -= 1
             if sent < max_requests and time.perf_counter() < deadline:
                 send(conn)
-        if time.perf_counter() > deadline + 5.0:
+        if time.perf_counter() > deadline + grace:
             result.errors += in_flight  # answers that never came
             break
     result.seconds = time.perf_counter() - start

@@ -42,7 +42,21 @@ def ratios(results: dict) -> dict:
             serving["ours"][level]["requests_per_second"]["median"],
             serving["baseline"][level]["requests_per_second"]["median"],
         )
+    slow = results["slow_clients"]
+    for level in slow["ours"]:
+        ours, previous = slow["ours"][level]["p99_ms"], slow["previous"][level]["p99_ms"]
+        out[f"slow_clients_{level}_p99_previous_over_ours"] = (
+            _ratio(previous["median"], ours["median"]) if ours and previous else None
+        )
+    cold = results["cold_start"]
+    out["cold_start_init_ours_over_minimal"] = _ratio(
+        cold["ours"]["init_s"]["median"], cold["minimal"]["init_s"]["median"]
+    )
     return out
+
+
+def _median(figure: dict | None) -> float | None:
+    return figure["median"] if figure else None
 
 
 def goals(results: dict) -> list[dict]:
@@ -75,6 +89,32 @@ def goals(results: dict) -> list[dict]:
         ),
         _goal(
             "serving at 16 clients: our p99", at16["p99_ms"]["median"], "<=", 10, " ms", "median over runs"
+        ),
+        _goal(
+            "serving with 16 slow clients open: our p99 for normal clients",
+            _median(results["slow_clients"]["ours"]["16"]["p99_ms"]),
+            "<=",
+            10,
+            " ms",
+            "median over runs",
+        ),
+        _goal(
+            "inference function cold start (import + first call): ours vs a boto3-only handler",
+            r["cold_start_init_ours_over_minimal"],
+            "<=",
+            1.5,
+            "x",
+            "ratio of median seconds",
+        ),
+        _goal(
+            f"local API, {results['gateway_load']['clients']} clients for "
+            f"{results['gateway_load']['seconds']:g} s: requests unanswered within "
+            f"{results['gateway_load']['answer_within_seconds']:g} s",
+            results["gateway_load"]["unanswered"],
+            "<=",
+            0,
+            "",
+            "one run",
         ),
         _goal(
             "rehearsal wall time, whole command (start-up and shutdown included)",
@@ -123,6 +163,27 @@ def table(results: dict) -> str:
             f"{_fmt(ours['p50_ms']['median'], 2)} / {_fmt(ours['p99_ms']['median'], 2)} | "
             f"{_fmt(base['p50_ms']['median'], 2)} / {_fmt(base['p99_ms']['median'], 2)} | |"
         )
+    slow = results["slow_clients"]
+    for level in slow["ours"]:
+        ours, previous = slow["ours"][level], slow["previous"][level]
+        times = r[f"slow_clients_{level}_p99_previous_over_ours"]
+        lines.append(
+            f"| serving with {level} slow clients open, {slow['normal_clients']} normal clients' p99 ms "
+            f"(baseline column: our previous sync workers) | {_fmt(_median(ours['p99_ms']), 2)} | "
+            f"{_fmt(_median(previous['p99_ms']), 2)} | {_fmt(times)}x lower |"
+        )
+    cold = results["cold_start"]
+    lines.append(
+        "| inference function cold start, import + first call, s (baseline column: a boto3-only handler) | "
+        f"{_fmt(cold['ours']['init_s']['median'], 3)} | {_fmt(cold['minimal']['init_s']['median'], 3)} | "
+        f"{_fmt(r['cold_start_init_ours_over_minimal'], 2)}x |"
+    )
+    load = results["gateway_load"]
+    lines.append(
+        f"| local API, {load['clients']} clients for {load['seconds']:g} s: answers/s, p99 ms, unanswered "
+        f"within {load['answer_within_seconds']:g} s | {_fmt(load['requests_per_second'])}, "
+        f"{_fmt(load['p99_ms'])}, {load['unanswered']} | | |"
+    )
     limits = s["in_process"]
     lines.append(
         "| in-process limit, one core, calls/s (ours: single-row predict / whole handler; baseline: "

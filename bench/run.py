@@ -34,11 +34,17 @@ class Sizes:
     in_process_seconds: float
     rehearsals: int
     image_rebuilds: int
+    slow_client_seconds: float
+    slow_client_runs: int
+    gateway_clients: int
+    gateway_seconds: float
+    cold_start_runs: int
 
 
-FULL = Sizes(1_000_000, 3_000, 3, 3, 10_000, 3.0, 1.0, 3, 3)
-QUICK = Sizes(50_000, 200, 2, 2, 1_000, 0.3, 0.1, 1, 1)
+FULL = Sizes(1_000_000, 3_000, 3, 3, 10_000, 3.0, 1.0, 3, 3, 3.0, 3, 200, 20.0, 7)
+QUICK = Sizes(50_000, 200, 2, 2, 1_000, 0.3, 0.1, 1, 1, 1.0, 1, 200, 2.0, 2)
 LEVELS = (1, 16, 64)
+SLOW_LEVELS = (2, 16)
 
 
 _STARTED = time.perf_counter()
@@ -66,7 +72,18 @@ def run(sizes: Sizes, mode: str, skip: set[str]) -> dict:
 
     from mlops.local.stack import quiet_logs
 
-    from . import data, image, rehearsal, report, servers, serving, transform
+    from . import (
+        cold_start,
+        data,
+        gateway_load,
+        image,
+        rehearsal,
+        report,
+        servers,
+        serving,
+        slow_clients,
+        transform,
+    )
 
     started = time.perf_counter()
     results: dict = {
@@ -86,13 +103,14 @@ def run(sizes: Sizes, mode: str, skip: set[str]) -> dict:
         base = Path(tmp)
         log("==> training the model with container/bin/train (iris, default hyperparameters)")
         model_dir = data.train_model(base / "ml")
-        started_servers = servers.start_all(base / "ml", base)
+        started_servers = servers.start_all(base / "ml", base, ("ours", "baseline", "previous"))
+        compared = {kind: started_servers[kind] for kind in ("ours", "baseline")}
         try:
             log("==> batch transform (local SageMaker driver, moto S3)")
             with transform.S3() as s3:
                 multi = transform.measure(
                     s3,
-                    started_servers,
+                    compared,
                     base / "transform",
                     strategy="MultiRecord",
                     rows=data.iris_like_rows(sizes.multirecord_rows),
@@ -101,7 +119,7 @@ def run(sizes: Sizes, mode: str, skip: set[str]) -> dict:
                 )
                 single = transform.measure(
                     s3,
-                    started_servers,
+                    compared,
                     base / "transform",
                     strategy="SingleRecord",
                     rows=data.iris_like_rows(sizes.singlerecord_rows),
@@ -121,11 +139,19 @@ def run(sizes: Sizes, mode: str, skip: set[str]) -> dict:
             }
             log("==> serving: single-row POST /invocations over loopback")
             results["serving"] = serving.measure(
-                started_servers,
+                compared,
                 levels=LEVELS,
                 runs=sizes.serving_runs,
                 max_requests=sizes.serving_max_requests,
                 max_seconds=sizes.serving_max_seconds,
+                log=log,
+            )
+            log("==> serving with slow clients open: ours beside our previous setup (sync workers)")
+            results["slow_clients"] = slow_clients.measure(
+                {kind: started_servers[kind] for kind in ("ours", "previous")},
+                slow_levels=SLOW_LEVELS,
+                seconds=sizes.slow_client_seconds,
+                runs=sizes.slow_client_runs,
                 log=log,
             )
         finally:
@@ -134,6 +160,12 @@ def run(sizes: Sizes, mode: str, skip: set[str]) -> dict:
         results["serving"]["in_process"] = serving.in_process(
             model_dir, seconds=sizes.in_process_seconds, runs=sizes.serving_runs, log=log
         )
+    log("==> inference function cold start: fresh process, import + first call, beside a boto3-only handler")
+    results["cold_start"] = cold_start.measure(sizes.cold_start_runs, log)
+    log(
+        f"==> local API: {sizes.gateway_clients} clients for {sizes.gateway_seconds:g} s (mlops rehearse --serve)"
+    )
+    results["gateway_load"] = gateway_load.measure(sizes.gateway_clients, sizes.gateway_seconds, log)
     log("==> rehearsal: python -m mlops rehearse")
     results["rehearsal"] = rehearsal.measure(sizes.rehearsals, log)
     log("==> model image")

@@ -22,6 +22,9 @@ DEFAULT_BIND_HOST = "0.0.0.0"  # noqa: S104 - SageMaker's contract: the platform
 WORKERS_ENV = "MODEL_SERVER_WORKERS"
 TIMEOUT_ENV = "MODEL_SERVER_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 60
+# How long a request's body may take to arrive once its headers have (then: 408, connection closed).
+BODY_TIMEOUT_ENV = "MODEL_SERVER_BODY_TIMEOUT"
+DEFAULT_BODY_TIMEOUT_SECONDS = 20
 
 # The image names the unprivileged user its programs become once they have prepared what they write.
 RUN_AS_ENV = "MODEL_RUN_AS"
@@ -125,6 +128,11 @@ def server_workers(environ: Mapping[str, str] | None = None) -> int:
 
 def server_timeout(environ: Mapping[str, str] | None = None) -> int:
     return _positive_int(os.environ if environ is None else environ, TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS)
+
+
+def body_timeout(environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
+    return _positive_int(environ, BODY_TIMEOUT_ENV, DEFAULT_BODY_TIMEOUT_SECONDS)
 
 
 def drop_privileges(

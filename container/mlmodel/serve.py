@@ -1,8 +1,9 @@
 """`serve`: the inference server SageMaker starts for endpoints and batch transform.
 
-`create_app()` is a Flask app factory; `main()` hands it to gunicorn (`mlmodel.serve:create_app()`), so each
-worker loads the model once. POST /invocations is answered in front of Flask (see `invocations`); bad input
-is always a JSON 4xx that says what to fix, never a 500.
+`create_app()` is a Flask app factory; `create_front()` puts it behind the buffering front (see `front`) and
+`main()` hands that to gunicorn's asyncio worker (`mlmodel.serve:create_front()`), so each worker loads the
+model once and a slow client never holds a worker. POST /invocations is answered in front of Flask (see
+`invocations`); bad input is always a JSON 4xx that says what to fix, never a 500.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from gunicorn.app.wsgiapp import WSGIApplication
 from werkzeug.exceptions import HTTPException
 
 from mlmodel import contract
+from mlmodel.front import BufferedFront
 from mlmodel.invocations import Invocations
 from mlmodel.model import TreeModel
 
 log = logging.getLogger("mlmodel.serve")
-APP = "mlmodel.serve:create_app()"
+APP = "mlmodel.serve:create_front()"
 GRACEFUL_TIMEOUT_SECONDS = 20  # in-flight requests finish after SIGTERM; SageMaker waits 30 s
 # Worker heartbeats touch a file every second; on a container's overlay filesystem that can stall, so
 # gunicorn's docs recommend tmpfs. The file is created with mkstemp and unlinked at once.
@@ -85,6 +87,12 @@ def create_app(model_dir: str | Path | None = None) -> Flask:
     return app
 
 
+def create_front(model_dir: str | Path | None = None) -> BufferedFront:
+    """The app gunicorn serves: `create_app()` behind a front that reads each body whole, with a deadline."""
+    app = create_app(model_dir)
+    return BufferedFront(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"], contract.body_timeout())
+
+
 def gunicorn_argv(port: int, workers: int, timeout: int, host: str = contract.DEFAULT_BIND_HOST) -> list[str]:
     argv = [
         "gunicorn",
@@ -92,8 +100,14 @@ def gunicorn_argv(port: int, workers: int, timeout: int, host: str = contract.DE
         f"{host}:{port}",
         "--workers",
         str(workers),
+        # asyncio workers: the event loop reads request bodies, many at once, and the model code runs only
+        # on a complete body (sync workers block on a slow client's body: two of them stalled the endpoint)
         "--worker-class",
-        "sync",
+        "asgi",
+        "--asgi-loop",
+        "asyncio",
+        "--asgi-lifespan",
+        "off",
         "--timeout",
         str(timeout),
         "--graceful-timeout",
@@ -121,12 +135,17 @@ def main() -> int:
         host = contract.bind_host()
         workers = contract.server_workers()
         timeout = contract.server_timeout()
+        body_timeout = contract.body_timeout()
     except ValueError as error:
         print(f"serve: {error}", file=sys.stderr)
         return contract.EXIT_USER_ERROR
     if who := contract.drop_privileges():  # serve only reads the model
         print(f"serve: {who}", flush=True)
-    print(f"serve: gunicorn on {host}:{port}, {workers} workers, timeout {timeout} s", flush=True)
+    print(
+        f"serve: gunicorn on {host}:{port}, {workers} workers, timeout {timeout} s, "
+        f"request bodies within {body_timeout} s",
+        flush=True,
+    )
     # gunicorn's master runs in this process, so it receives SageMaker's SIGTERM directly, and the workers it
     # forks start with this package, Flask and numpy already imported.
     sys.argv = gunicorn_argv(port, workers, timeout, host)

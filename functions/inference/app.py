@@ -2,6 +2,10 @@
 
 The endpoint comes only from the environment; the body is validated before anything reaches it.
 Endpoint failures map to 502 (the model failed) or 503 (no endpoint in service), never to 500.
+
+No X-Ray SDK here: this function is the first call of a user's day, and importing aws_xray_sdk (what
+Powertools' Tracer loads) doubled its cold start. Lambda's active tracing (`Tracing: Active` in the template)
+still traces every invocation, its init and its duration, behind API Gateway's own trace.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from http import HTTPStatus
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, ServiceError
 from aws_lambda_powertools.logging import correlation_paths
@@ -44,7 +48,6 @@ UNAVAILABLE_CODES = {
 }
 
 logger = Logger()
-tracer = Tracer()
 app = APIGatewayRestResolver()
 runtime = boto3.client("sagemaker-runtime")
 
@@ -130,7 +133,6 @@ def features_from(text: str) -> str:
     return ",".join(fields)
 
 
-@tracer.capture_method
 def predict(row: str) -> str:
     try:
         response = runtime.invoke_endpoint(
@@ -171,6 +173,5 @@ def invoke() -> dict[str, str]:
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
 )
-@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -302,8 +302,12 @@ class LocalStack:
         self.api_key_file = None
         if any("api_key" in schemes for schemes in security.values()):
             self.api_key_file = self.work_dir / "api-key"
-            self.api_key_file.write_text(self._api_key())
-            self.api_key_file.chmod(0o600)
+            # Private from its first byte: mkstemp creates the file 0600, the rename puts it in place whole
+            # (and replaces whatever was there, a link included, rather than writing through it).
+            fd, written = tempfile.mkstemp(dir=self.work_dir, prefix=".api-key-")
+            with os.fdopen(fd, "w") as key_file:
+                key_file.write(self._api_key())
+            os.replace(written, self.api_key_file)
         apigateway = self.client("apigateway")
         stages = {
             stage["stageName"]

@@ -78,8 +78,32 @@ def test_quick_run_reports_the_image_or_why_it_is_absent(results):
     assert "skipped" in image or ({"size_mb", "cached_rebuild_seconds"} <= image.keys())
 
 
+def test_quick_run_reports_normal_clients_beside_slow_ones_for_ours_and_the_previous_setup(results):
+    slow = results["slow_clients"]
+    for level in ("2", "16"):
+        ours, previous = slow["ours"][level], slow["previous"][level]
+        assert ours["requests"] > 0 and ours["unanswered_or_failed"] == 0
+        assert ours["p99_ms"].keys() >= SPREAD and ours["requests_per_second"].keys() >= SPREAD
+        assert previous["runs"] == ours["runs"] >= 1
+        assert f"slow_clients_{level}_p99_previous_over_ours" in results["ratios"]
+
+
+def test_quick_run_reports_the_inference_functions_cold_start_beside_a_minimal_handler(results):
+    cold = results["cold_start"]
+    for kind in ("ours", "minimal"):
+        for part in ("import_s", "first_call_s", "init_s", "process_s"):
+            assert cold[kind][part].keys() >= SPREAD and cold[kind][part]["median"] > 0
+    assert results["ratios"]["cold_start_init_ours_over_minimal"] > 0
+
+
+def test_quick_run_loads_the_local_api_with_200_clients_and_counts_the_unanswered(results):
+    load = results["gateway_load"]
+    assert load["clients"] == 200 and load["requests"] > 0
+    assert load["unanswered"] == load["failed_or_unanswered"] + load["answered_late"]
+
+
 def test_quick_run_checks_every_goal_of_the_issue(results):
-    assert len(results["goals"]) == 5
+    assert len(results["goals"]) == 8
     for goal in results["goals"]:
         assert isinstance(goal["pass"], bool) and goal["measured"] is not None
     assert all(value is not None for value in results["ratios"].values())

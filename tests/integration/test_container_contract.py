@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from mlmodel.contract import (
     BASE_DIR_ENV,
+    BODY_TIMEOUT_ENV,
     EXIT_USER_ERROR,
     METADATA_FILE,
     MODEL_FILE,
@@ -76,12 +77,12 @@ def request(port: int, method: str, path: str, body: bytes | None = None, header
 class Server(ModelServer):
     """bin/serve as a real process (the local runtime's ModelServer), with what these tests ask of it."""
 
-    def __init__(self, base: Path, log: Path, workers: int = 1):
+    def __init__(self, base: Path, log: Path, workers: int = 1, **env: str):
         port = free_port()
         with log.open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, str(BIN / "serve")],
-                env=program_env(base, **{PORT_ENV: str(port), WORKERS_ENV: str(workers)}),
+                env=program_env(base, **{PORT_ENV: str(port), WORKERS_ENV: str(workers), **env}),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -298,3 +299,86 @@ def test_a_model_server_started_on_this_machine_listens_on_loopback_only(trained
         assert _listening_addresses(server.port) == {"127.0.0.1"}
     finally:
         server.stop()
+
+
+# --- slow clients ------------------------------------------------------------------------------------
+
+
+def _half_sent_request(port: int, sent: bytes, length: int) -> socket.socket:
+    """A connection that has sent its headers and the first bytes (`sent`) of a `length`-byte body."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = f"POST /invocations HTTP/1.1\r\nHost: model\r\nContent-Type: text/csv\r\nContent-Length: {length}\r\n\r\n"
+    sock.sendall(head.encode() + sent)
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection or its answer is complete."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+        if length and len(body) >= int(length[0].split(b":")[1]):
+            break
+    return data
+
+
+def test_two_clients_sending_their_bodies_slowly_do_not_hold_up_a_third(server):
+    # The module's server has two workers. Sync workers each blocked on a slow client's body, and a third
+    # request waited until a slow body was complete.
+    slow = [_half_sent_request(server.port, b"4.5,", 15) for _ in range(2)]
+    try:
+        time.sleep(0.5)  # both are mid-body
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        started = time.monotonic()
+        conn.request("POST", "/invocations", b"5.9,3,5.1,1.8", {"Content-Type": "text/csv"})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"virginica")
+        assert time.monotonic() - started < 2
+        for sock in slow:  # the slow ones are answered once their bodies are complete
+            sock.sendall(b"1.3,0.3,0.3")
+            answer = _answer(sock)
+            assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"setosa")
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_a_body_that_stops_arriving_is_a_408_json_within_the_body_timeout(trained, tmp_path):
+    server = Server(trained[0], tmp_path / "serve.log", workers=1, **{BODY_TIMEOUT_ENV: "1"})
+    try:
+        assert server.wait_until_listening() == 200
+        sock = _half_sent_request(server.port, b"4.5,", 15)
+        started = time.monotonic()
+        answer = _answer(sock)
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {
+            "error": "the request body did not arrive within 1 s"
+        }
+        assert time.monotonic() - started < 5
+        assert server.post_csv(b"4.5,1.3,0.3,0.3")[::2] == (200, b"setosa")  # the worker serves on
+    finally:
+        server.stop()
+
+
+def test_a_chunked_body_and_a_kept_alive_connection_are_served(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request(
+        "POST", "/invocations", iter([b"4.5,1.3,", b"0.3,0.3\n5.9,3,5.1,1.8"]), {"Content-Type": "text/csv"}
+    )
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, b"setosa\nvirginica")
+    conn.request("POST", "/invocations", b"6.0,2.2,4.0,1.0", {"Content-Type": "text/csv"})
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, b"versicolor")
+    conn.close()
+
+
+def test_a_body_announced_over_the_limit_is_413_json_without_being_read(server):
+    sock = _half_sent_request(server.port, b"", 7 * 2**20)
+    answer = _answer(sock)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert "over 6 MB" in json.loads(answer.partition(b"\r\n\r\n")[2])["error"]

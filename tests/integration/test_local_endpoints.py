@@ -3,8 +3,11 @@ transition to end, and UpdateEndpoint to a new config; the model server really a
 
 import io
 import json
+import os
+import stat
 import tarfile
 import time
+from pathlib import Path
 
 import joblib
 import pytest
@@ -36,6 +39,34 @@ def stack(tmp_path_factory):
     )
     yield local
     local.stop()
+
+
+def test_the_api_key_file_is_private_from_its_creation_and_never_written_through_a_link(
+    tmp_path, monkeypatch
+):
+    work = tmp_path / "work"
+    work.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("")
+    (work / "api-key").symlink_to(elsewhere)  # planted before the run, or left by something else
+    plain_chmod = os.chmod
+
+    def chmod_that_comes_too_late(path, mode, *args, **kwargs):
+        # Someone may read the file between its creation and a chmod: the key must not depend on one.
+        if Path(path).name != "api-key":
+            plain_chmod(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "chmod", chmod_that_comes_too_late)
+    local = LocalStack(work_dir=work).start()
+    try:
+        key_file = work / "api-key"
+        assert not key_file.is_symlink()
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert key_file.read_text() == local.gateway.api_key
+        assert elsewhere.read_text() == ""
+        assert [p.name for p in work.iterdir() if p.name.startswith(".api-key")] == []
+    finally:
+        local.stop()
 
 
 def config(stack, name):

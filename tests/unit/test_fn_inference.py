@@ -5,14 +5,19 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import requests
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from fnharness import load_function, rest_event
+from fnharness import FUNCTIONS, load_function, rest_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from mlops.local.template import Template
 
 ENDPOINT = "mlops-iris-staging"
 PATH = "/v1/invokeSagemakerAPI"
@@ -254,3 +259,30 @@ def test_no_body_produces_a_server_error_or_an_exception(inference, lambda_conte
             assert isinstance(answer["message"], str)
 
     check()
+
+
+def test_a_cold_start_serves_its_first_request_without_loading_the_xray_sdk():
+    # aws_xray_sdk (what Powertools' Tracer imports) was a third of the function's cold start; Lambda's
+    # active tracing traces the function without it.
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(FUNCTIONS / "inference")!r})
+import app
+from fnharness import FakeLambdaContext, rest_event
+response = app.handler(rest_event("POST", {PATH!r}, body='{{"data": "1,2,3"}}'), FakeLambdaContext())
+print(json.dumps([response["statusCode"], sorted(m for m in sys.modules if m.startswith("aws_xray_sdk"))]))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    env.update(ENDPOINT_NAME=ENDPOINT, AWS_DEFAULT_REGION="us-east-1", POWERTOOLS_SERVICE_NAME="mlops-iris")
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [400, []]
+
+
+def test_the_inference_function_is_traced_by_lambda_itself():
+    doc = Template().doc
+    function = doc["Resources"]["InferenceFunction"]["Properties"]
+    assert function.get("Tracing", doc["Globals"]["Function"].get("Tracing")) == "Active"
+    api = doc["Resources"]["InferenceApi"]["Properties"]
+    assert api.get("TracingEnabled") is True  # and the trace starts at API Gateway

@@ -132,13 +132,13 @@ def test_unknown_path_and_wrong_method_are_json_errors(client):
 
 def test_gunicorn_serves_the_app_factory_with_the_contract_settings():
     argv = gunicorn_argv(port=9000, workers=3, timeout=45)
-    assert argv[-1] == "mlmodel.serve:create_app()"
+    assert argv[-1] == "mlmodel.serve:create_front()"
     pairs = dict(itertools.pairwise(argv))
     assert pairs["--bind"] == "0.0.0.0:9000"  # SageMaker's contract
     assert (
         dict(itertools.pairwise(gunicorn_argv(9000, 3, 45, host="127.0.0.1")))["--bind"] == "127.0.0.1:9000"
     )
-    assert (pairs["--workers"], pairs["--timeout"], pairs["--worker-class"]) == ("3", "45", "sync")
+    assert (pairs["--workers"], pairs["--timeout"], pairs["--worker-class"]) == ("3", "45", "asgi")
     assert "--no-control-socket" in argv
 
 
