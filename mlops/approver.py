@@ -47,6 +47,20 @@ def wait_for_approval_mail(
     raise TimeoutError("no approval mail arrived")
 
 
+def look_at_predictions(links: list[tuple[str, str]]) -> int | None:
+    """Opens the page's predictions download, as an approver checking the evidence would: a link presigned by
+    the approval function's role, so the local S3 checks that role. Returns its HTTP status (None: no link)."""
+    href = next((h for h, text in links if text == "download"), None)
+    if href is None or urllib.parse.urlsplit(href).scheme not in ("http", "https"):
+        return None
+    try:
+        with urllib.request.urlopen(href, timeout=30) as download:  # noqa: S310 - scheme checked above
+            download.read()
+            return download.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def click(url: str, approver: str, reason: str) -> tuple[int, str]:
     """GET the confirmation page, then submit its form as the person would. Returns the final status and page."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
@@ -58,6 +72,7 @@ def click(url: str, approver: str, reason: str) -> tuple[int, str]:
         return error.code, error.read().decode()
     parser = PageLinks()
     parser.feed(html)
+    look_at_predictions(parser.links)
     fields = dict(parser.inputs)
     for name in fields:
         if "approver" in name or name == "name":

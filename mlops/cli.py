@@ -298,6 +298,45 @@ def _image_exists(args: argparse.Namespace) -> int:
     return 0 if exists or args.github_output else 1
 
 
+def _iam_report(args: argparse.Namespace) -> int:
+    from . import iam_report
+
+    work_dirs = {}
+    for run in args.run or []:
+        label, _, folder = run.partition("=")
+        if not label or not folder:
+            raise ReleaseError(f"--run {run!r}: expected LABEL=DIR (e.g. release=/tmp/mlops-rehearsal-x)")
+        work_dirs[label] = Path(folder)
+    if not work_dirs:
+        root = Path(args.work_root) if args.work_root else Path(tempfile.mkdtemp(prefix="mlops-iam-report-"))
+        work_dirs = iam_report.rehearse_paths(root)
+    try:
+        runs = iam_report.load(work_dirs)
+    except FileNotFoundError as error:
+        raise ReleaseError(str(error)) from error
+    statements = iam_report.measure(runs)
+    text = iam_report.markdown(statements, runs)
+    unused = iam_report.unused(statements)
+    for statement in unused:
+        print(f"unused: {statement.role} {statement.policy} {statement.label}", file=sys.stderr)
+    if args.output is None:
+        print(text, end="")
+    elif args.check:
+        current = Path(args.output).read_text() if Path(args.output).is_file() else ""
+        if current != text:
+            print(
+                f"{args.output} is not the report of these rehearsals: run scripts/iam-report",
+                file=sys.stderr,
+            )
+            return 1
+    else:
+        Path(args.output).write_text(text)
+        print(
+            f"wrote {args.output}: {len(statements)} Allow statements, {len(unused)} unused", file=sys.stderr
+        )
+    return 1 if args.check and unused else 0
+
+
 def _diagram(args: argparse.Namespace) -> int:
     from .diagram import mermaid
 
@@ -531,6 +570,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="the rehearsal's work dir (by default the newest in the temp folder)",
     )
     mail.set_defaults(func=_mail)
+
+    iam = commands.add_parser(
+        "iam-report",
+        help="which rehearsed calls need each Allow statement of the templates' roles (least privilege, measured)",
+        description="Takes each Allow statement out of its role in turn and checks the calls of rehearsals again "
+        "(their logs/iam-calls.json): the calls AWS would then refuse are the ones that need it. Without --run, "
+        "it first rehearses its paths side by side: two releases promoted to prod, and a rejected release.",
+    )
+    iam.add_argument(
+        "--run",
+        action="append",
+        metavar="LABEL=DIR",
+        help="a rehearsal's work dir to read, under a label (repeatable); without it the paths are rehearsed",
+    )
+    iam.add_argument(
+        "--work-root",
+        metavar="DIR",
+        help="where the rehearsed paths' work dirs go (default: a new temporary folder)",
+    )
+    iam.add_argument(
+        "--output", metavar="FILE", help="write the report there (e.g. docs/iam.md) instead of printing it"
+    )
+    iam.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a statement is unused, or (with --output) if FILE is not this report",
+    )
+    iam.set_defaults(func=_iam_report)
 
     diagram = commands.add_parser("diagram", help="print a mermaid diagram of a state machine definition")
     diagram.add_argument(

@@ -20,6 +20,7 @@ from .local.release_workflow import (
     workflow_record,
 )
 from .local.stack import LocalStack
+from .local.template import TemplateError
 from .local.workflow import WorkflowError
 from .release import ReleaseError
 from .sourceinfo import current_commit, image_digest_for_tree
@@ -191,7 +192,7 @@ def promote_through(staging: LocalStack, summary: dict, options: Options, out: T
     for stage in options.stages[1:]:
         if summary["status"] != "SUCCEEDED" or not summary.get("model_package_arn"):
             break
-        stack = LocalStack(
+        stage_stack = LocalStack(
             work_dir=staging.work_dir / stage,
             runner=staging.runner,
             parameters={**staging.parameters, "Stage": stage},
@@ -201,7 +202,11 @@ def promote_through(staging: LocalStack, summary: dict, options: Options, out: T
             # bootstrapped as the README says: its role trusts the environment promote.yml's job declares
             access_parameters={"Environment": job_environment() or ""},
             shared=staging,
-        ).start()
+        )
+        try:
+            stack = stage_stack.start()
+        except TemplateError as error:  # as `sam deploy` of that stage would stop, naming the resource
+            raise ReleaseError(f"deploying stage {stage}: {error}") from error
         staging.companions.append(stack)
         promotion = promote(staging, stack, summary["model_package_arn"], options, out)
         result["promotions"].append(

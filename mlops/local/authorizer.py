@@ -15,6 +15,7 @@ Every checked call is kept (`calls`), so the least-privilege report can ask whic
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -63,6 +64,9 @@ class Call:
     resource: str | None = None  # S3 only: the ARN moto computed
     context: Mapping[str, Any] = field(default_factory=dict)
     caller: str | None = None  # the role session's ARN, as AWS names the caller in its errors
+    # An action checked as it is, with `resource` (or "*"): S3's as moto names them, and permission-only
+    # actions that no API operation has (logs:CreateLogDelivery)
+    action: str | None = None
 
     @property
     def named(self) -> str:
@@ -95,16 +99,15 @@ def role_policies(role_name: str, account: str = ACCOUNT_ID) -> dict[str, str]:
 
 def decide(call: Call, policies: Mapping[str, Any], lookup=None) -> Outcome:
     """Whether `policies` allow `call` (the same check the local AWS made when the call came)."""
-    if call.resource is not None:  # S3: moto names the IAM action and the resource itself
-        action = f"s3:{call.operation}"
+    if call.action or call.resource is not None:  # the action as given, on the resource given
+        action = call.action or f"s3:{call.operation}"
+        resource = call.resource or "*"
         context = {**request_context(action, call.params, call.region, ACCOUNT_ID), **call.context}
-        decision: Decision = evaluate(policies, action, call.resource, context)
-        message = (
-            None if decision.allowed else access_denied_message(call.named, action, call.resource, decision)
-        )
+        decision: Decision = evaluate(policies, action, resource, context)
+        message = None if decision.allowed else access_denied_message(call.named, action, resource, decision)
         return Outcome(
             decision.allowed,
-            ((action, (call.resource,), context),),
+            ((action, (resource,), context),),
             decision.matched if decision.allowed else (),
             message,
             None if decision.allowed else "AccessDenied",
@@ -413,9 +416,7 @@ def _s3_params(response) -> dict[str, Any]:
 def _kept(call: Call) -> Call:
     """What is kept of a call: large byte values (bodies) go, the names and ARNs stay."""
     params = {k: v for k, v in call.params.items() if not (isinstance(v, bytes | bytearray) and len(v) > 256)}
-    return Call(
-        call.principal, call.service, call.operation, params, call.region, call.resource, call.context
-    )
+    return dataclasses.replace(call, params=params)
 
 
 class _RestXmlError(XmlRESTError):

@@ -124,6 +124,10 @@ class LocalSageMaker:
             return contextlib.nullcontext()
         return principals.acting_as(self.roles.for_service(role_arn, "sagemaker.amazonaws.com"))
 
+    def _ship_logs(self, group: str, stream: str, log_path: Path) -> None:
+        if not self._shutting_down.is_set():  # the local AWS is going away: nobody will read them
+            self.cloudwatch.ship_logs(group, stream, log_path)
+
     def _pull(self, image: str) -> None:
         """What SageMaker asks of ECR before it runs an image, as the acting execution role."""
         match = _ECR_IMAGE.match(image)
@@ -242,7 +246,7 @@ class LocalSageMaker:
             log.debug("training failed", exc_info=True)
             self._fail_job(job, "training_job_status", f"ClientError: {exc}")
         finally:
-            self.cloudwatch.ship_logs(
+            self._ship_logs(
                 "/aws/sagemaker/TrainingJobs",
                 f"{job.training_job_name}/algo-1-{int(time.time())}",
                 base / "train.log",
@@ -293,7 +297,7 @@ class LocalSageMaker:
             if server:
                 self._transform_servers.remove(server)
                 server.stop()
-            self.cloudwatch.ship_logs(
+            self._ship_logs(
                 "/aws/sagemaker/TransformJobs", f"{job.transform_job_name}/{_INSTANCE}", base / "serve.log"
             )
 
@@ -316,7 +320,7 @@ class LocalSageMaker:
             {**self.serve_env, **(container.get("Environment") or {})},
         )
         server.wait_ready()
-        self.cloudwatch.ship_logs(
+        self._ship_logs(
             f"/aws/sagemaker/Endpoints/{endpoint_name}", f"AllTraffic/{_INSTANCE}", base / "serve.log"
         )
         return server

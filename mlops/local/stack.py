@@ -60,10 +60,10 @@ def quiet_logs() -> None:
 
 
 class LocalAwsLog:
-    """moto's and werkzeug's own error lines (a failed execution logs its whole state, kilobytes on one line)
-    go to a file in the work dir, as AWS's service logs never reach a caller's terminal."""
+    """moto's, werkzeug's and the local services' own lines (a failed execution logs its whole state, kilobytes
+    on one line) go to a file in the work dir, as AWS's service logs never reach a caller's terminal."""
 
-    LOGGERS = ("moto", "werkzeug")
+    LOGGERS = ("moto", "werkzeug", "mlops.local")
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,10 +207,48 @@ class LocalStack:
         self.role_arn = self.client("iam").get_role(RoleName=self.created.physical["SageMakerExecutionRole"])[
             "Role"
         ]["Arn"]
+        self._check_state_machine_logging()
         # What scripts/bootstrap asks of the account holder: SES sends only from a verified sender.
         if self.created.parameters.get("SenderEmail"):
             self.client("ses").verify_email_identity(EmailAddress=self.created.parameters["SenderEmail"])
         self._start_functions_and_api(packaged.code_dirs)
+
+    # What Step Functions asks of a state machine's role when its logging goes to CloudWatch Logs ("IAM
+    # policies for logging to CloudWatch Logs" in its developer guide); without them it refuses the state machine.
+    LOG_DELIVERY_ACTIONS = (
+        "CreateLogDelivery",
+        "DescribeResourcePolicies",
+        "PutResourcePolicy",
+        "DescribeLogGroups",
+    )
+
+    def _check_state_machine_logging(self) -> None:
+        sfn = self.client("stepfunctions")
+        for logical, arn in self.created.of_type("AWS::StepFunctions::StateMachine").items():
+            machine = sfn.describe_state_machine(stateMachineArn=arn)
+            logging_config = machine.get("loggingConfiguration") or {}
+            if logging_config.get("level", "OFF") == "OFF" or not logging_config.get("destinations"):
+                continue
+            try:
+                role = self.principals.for_service(machine["roleArn"], "states.amazonaws.com")
+            except principals.TrustRefused as error:
+                raise TemplateError(f"{logical}: {error}") from None
+            for operation in self.LOG_DELIVERY_ACTIONS:
+                call = authorizer.Call(
+                    role.role_arn,
+                    "logs",
+                    operation,
+                    {},
+                    REGION,
+                    caller=role.session_arn,
+                    action=f"logs:{operation}",
+                )
+                outcome = self.authorizer.authorize(call)
+                if not outcome.allowed:
+                    raise TemplateError(
+                        f"{logical}: InvalidLoggingConfiguration: The state machine IAM Role is not authorized to "
+                        f"access the Log Destination ({outcome.message})"
+                    )
 
     def _stack_parameters(self) -> dict[str, str]:
         """The stack's parameter values: the local settings the template declares, then ``parameters``."""

@@ -157,7 +157,6 @@ def test_state_machine_role_passes_the_sagemaker_role_to_sagemaker_only(app):
             "Invoke",
             {"FunctionName": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mlops-iris-staging-NotifyFunction"},
         ),
-        ("cloudwatch", "DescribeAlarms", {"AlarmNames": ["mlops-iris-staging-endpoint-health"]}),
     ],
 )
 def test_state_machine_role_allows_the_release_tasks_calls(app, service, operation, params):
