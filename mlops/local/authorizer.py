@@ -293,6 +293,24 @@ class Authorizer:
         with self._lock:
             self.calls.append((call, outcome))
 
+    def service_may_invoke(self, function_arn: str, service: str, source_arn: str) -> str | None:
+        """Whether the function's resource policy lets `service` (apigateway.amazonaws.com) invoke it for
+        `source_arn`: None if so, else why not (the refusal is kept beside the denied calls)."""
+        from moto.awslambda.models import lambda_backends
+
+        region = function_arn.split(":")[3]
+        statements = lambda_backends[ACCOUNT_ID][region].get_function(function_arn).policy.statements
+        policy = {"Statement": statements} if statements else None
+        context = {"aws:SourceArn": source_arn, "aws:SourceAccount": ACCOUNT_ID}
+        decision = (
+            trust_allows(policy, "Service", service, "lambda:InvokeFunction", context) if policy else None
+        )
+        if decision is not None and decision.allowed:
+            return None
+        why = f"no resource-based policy of {function_arn} allows {service} to invoke it from {source_arn}"
+        self._refuse(service, "lambda", "Invoke", why)
+        return why
+
     def _refuse(self, who: str, service: str, operation: str, why: str) -> None:
         with self._lock:
             self.refused.append({"caller": who, "call": f"{service}:{operation}", "error": why})

@@ -15,6 +15,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -110,9 +111,13 @@ class Gateway:
         security: dict[tuple[str, str], set[str]] | None = None,
         api_key: str | None = None,
         stages: set[str] | None = None,
+        may_invoke: Callable[[str, str, str, str], str | None] | None = None,
     ) -> None:
-        """``stages``: the API's deployed stage names, each the first segment of a URL path (default Prod)."""
+        """``stages``: the API's deployed stage names, each the first segment of a URL path (default Prod).
+        ``may_invoke(function, METHOD, path, stage)``: None if the function's resource policy lets API Gateway
+        invoke it for that route, else why not (API Gateway then answers 500, as on AWS)."""
         self.stages = stages or {STAGE}
+        self.may_invoke = may_invoke
         self.functions = functions
         self.security = security or {}
         self.api_key = api_key
@@ -242,6 +247,10 @@ class Gateway:
             "body": text if body else None,
             "isBase64Encoded": is_b64,
         }
+        refused = self.may_invoke(logical, method, path, stage) if self.may_invoke else None
+        if refused:
+            log.warning("API Gateway may not invoke %s: %s", logical, refused)
+            return _json(500, "Internal server error")
         ok, result = self.functions.invoke(logical, event)
         if not ok or not isinstance(result, dict) or "statusCode" not in result:
             return _json(502, "Internal server error")

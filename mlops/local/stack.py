@@ -310,7 +310,7 @@ class LocalStack:
             raise TemplateError(
                 f"The role defined for the function cannot be assumed by Lambda: {error}"
             ) from None
-        routes, security = self._routes(arns)
+        routes, security, apis = self._routes(arns)
         specs = {}
         for logical, config in configs.items():
             module, attribute = config["Handler"].rsplit(".", 1)
@@ -352,19 +352,30 @@ class LocalStack:
             for api_id in self.created.of_type("AWS::ApiGateway::RestApi").values()
             for stage in apigateway.get_stages(restApiId=api_id)["item"]
         }
+
+        def may_invoke(logical: str, method: str, path: str, stage: str) -> str | None:
+            source = (
+                f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{apis[(method, path)]}/{stage}/{method}{path}"
+            )
+            return self.authorizer.service_may_invoke(arns[logical], "apigateway.amazonaws.com", source)
+
         self.gateway.route(
-            self.functions, security, self.api_key_file.read_text() if self.api_key_file else None, stages
+            self.functions,
+            security,
+            self.api_key_file.read_text() if self.api_key_file else None,
+            stages,
+            may_invoke,
         )
         self.api_url = self.gateway.local_url(self._output(self.created, "ApiUrl"))
 
     def _routes(
         self, arns: dict[str, str]
-    ) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], set[str]]]:
-        """(METHOD, path) -> the function its Lambda proxy integration invokes, and the schemes it requires,
-        from the REST APIs the stack created."""
+    ) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], set[str]], dict[tuple[str, str], str]]:
+        """(METHOD, path) -> the function its Lambda proxy integration invokes, the schemes it requires and the
+        REST API it belongs to, from the REST APIs the stack created."""
         logical_of = {arn: logical for logical, arn in arns.items()}
         apigateway = self.client("apigateway")
-        routes, security = {}, {}
+        routes, security, apis = {}, {}, {}
         for api_id in self.created.of_type("AWS::ApiGateway::RestApi").values():
             for resource in apigateway.get_resources(restApiId=api_id, limit=500)["items"]:
                 for method, spec in (resource.get("resourceMethods") or {}).items():
@@ -372,6 +383,7 @@ class LocalStack:
                     function_arn = uri.split("/functions/", 1)[-1].removesuffix("/invocations")
                     if function_arn in logical_of:
                         routes[(method, resource["path"])] = logical_of[function_arn]
+                        apis[(method, resource["path"])] = api_id
                         security[(method, resource["path"])] = {
                             name
                             for name, required in (
@@ -380,7 +392,7 @@ class LocalStack:
                             )
                             if required
                         }
-        return routes, security
+        return routes, security, apis
 
     def _api_key(self) -> str:
         """The value of the API key the stack's usage plan admits to its API (as `aws apigateway get-api-key

@@ -287,3 +287,38 @@ def test_ecr_login_and_push_sign_as_the_assumed_role_and_ecr_refuses_what_it_wou
     assert (
         os.environ["AWS_ACCESS_KEY_ID"] == DEPLOYER.access_key
     )  # the step's keys never leak into the process
+
+
+def test_api_gateway_invokes_a_function_only_as_its_resource_policy_allows(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from mlops.local.stack import LocalStack
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    stack = LocalStack(work_dir=tmp_path / "work").start()
+    try:
+        request = urllib.request.Request(
+            f"{stack.api_url}/v1/invokeSagemakerAPI",
+            data=b'{"data":"4.5,1.3,0.3,0.3"}',
+            headers={"Content-Type": "application/json", "x-api-key": stack.api_key_file.read_text()},
+        )
+
+        def status() -> tuple[int, dict]:
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    return answer.status, json.loads(answer.read())
+            except urllib.error.HTTPError as error:
+                return error.code, json.loads(error.read())
+
+        assert status()[0] == 503  # the function ran: there is no endpoint yet
+        function = stack.created.physical["InferenceFunction"]
+        lam = stack.client("lambda")
+        for statement in json.loads(lam.get_policy(FunctionName=function)["Policy"])["Statement"]:
+            lam.remove_permission(FunctionName=function, StatementId=statement["Sid"])
+        assert status() == (500, {"message": "Internal server error"})  # as API Gateway answers then
+        denied = stack.authorizer.summary()["denied"]
+        assert denied[-1]["principal"] == "apigateway.amazonaws.com"
+        assert f"{function} allows apigateway.amazonaws.com" in denied[-1]["message"]
+    finally:
+        stack.stop()
