@@ -7,6 +7,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore import UNSIGNED
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -320,5 +322,38 @@ def test_api_gateway_invokes_a_function_only_as_its_resource_policy_allows(tmp_p
         denied = stack.authorizer.summary()["denied"]
         assert denied[-1]["principal"] == "apigateway.amazonaws.com"
         assert f"{function} allows apigateway.amazonaws.com" in denied[-1]["message"]
+    finally:
+        stack.stop()
+
+
+def test_the_access_stacks_release_role_takes_only_main_of_this_repository(tmp_path, monkeypatch):
+    from mlops.local.release_workflow import repository_name
+    from mlops.local.stack import LocalStack
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    stack = LocalStack(work_dir=tmp_path / "work").start()
+    try:
+        sts = boto3.client(
+            "sts",
+            endpoint_url=stack.endpoint_url,
+            region_name="us-east-1",
+            config=Config(signature_version=UNSIGNED),
+        )
+
+        def assume(repository: str, ref: str, environment: str | None = None) -> str:
+            token = stack.issuer.issue(repository, ref, environment)
+            try:
+                sts.assume_role_with_web_identity(
+                    RoleArn=stack.release_role_arn, RoleSessionName="probe", WebIdentityToken=token
+                )
+                return "assumed"
+            except ClientError as error:
+                return error.response["Error"]["Code"]
+
+        this = repository_name()
+        assert assume(this, "refs/heads/main") == "assumed"
+        assert assume("someone/fork", "refs/heads/main") == "AccessDenied"
+        assert assume(this, "refs/heads/feature") == "AccessDenied"
+        assert assume(this, "refs/heads/main", environment="production") == "AccessDenied"
     finally:
         stack.stop()
