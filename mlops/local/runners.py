@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -153,6 +154,7 @@ class ProcessRunner:
                     return None
 
     def serve(self, image: str, base: Path, log_path: Path, env: dict[str, str] | None = None) -> ModelServer:
+        read_only_tree(contract.Paths(base).model_dir)  # as SageMaker mounts it: the server may only read it
         port = free_port()
         argv, environ = self._argv(image, base, "serve", {contract.PORT_ENV: str(port), **(env or {})})
         process = self._start("serve", argv, environ, log_path, new_session=True)
@@ -170,6 +172,28 @@ class ProcessRunner:
             return subprocess.Popen(
                 argv, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=new_session
             )
+
+
+def read_only_tree(folder: Path) -> None:
+    """Takes the write bits off a folder's files and folders (a program running as root is not held by them,
+    as root in a container is not held by a read-only mount's modes either: the image runner mounts it :ro)."""
+    if not folder.is_dir():
+        return
+    for path in [*folder.rglob("*"), folder]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode & ~0o222)
+
+
+def remove_tree(folder: Path) -> None:
+    """shutil.rmtree that also removes what read_only_tree protected."""
+
+    def writable_then_again(function, path, _):
+        Path(path).parent.chmod(0o755)
+        if Path(path).is_dir() and not Path(path).is_symlink():
+            Path(path).chmod(0o755)
+        function(path)
+
+    shutil.rmtree(folder, onerror=writable_then_again)
 
 
 class ImageRunner(ProcessRunner):

@@ -35,7 +35,7 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from . import archive, batch, principals, transform
 from .cloudwatch import CloudWatch, metric_values, rollback_alarms
-from .runners import ModelServer, ProcessRunner
+from .runners import ModelServer, ProcessRunner, remove_tree
 from .s3objects import object_keys, s3_parts
 
 log = logging.getLogger("mlops.local.sagemaker")
@@ -163,7 +163,8 @@ class LocalSageMaker:
 
     def _scratch(self, kind: str, name: str) -> Path:
         path = self.work_dir / kind / name
-        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            remove_tree(path)  # a model folder a server read is read-only
         path.mkdir(parents=True)
         return path
 

@@ -113,6 +113,20 @@ def test_describe_answers_in_service_once_a_quick_start_ends(stack):
     assert predict(stack, "quick", "5.9,3,5.1,1.8") == ["virginica"]
 
 
+def test_the_model_folder_a_server_reads_is_read_only_as_sagemaker_mounts_it(stack):
+    sm = stack.client("sagemaker")
+    sm.create_endpoint(EndpointName="mounted", EndpointConfigName=config(stack, "mounted-1"))
+    assert sm.describe_endpoint(EndpointName="mounted")["EndpointStatus"] == "InService"
+    model_dir = stack.work_dir / "sagemaker" / "endpoints" / "mounted-mounted-1" / "model"
+    paths = [model_dir, *model_dir.rglob("*")]
+    assert len(paths) > 1
+    assert [p for p in paths if stat.S_IMODE(p.stat().st_mode) & 0o222] == []
+    sm.update_endpoint(EndpointName="mounted", EndpointConfigName=config(stack, "mounted-2"))
+    stack.sagemaker.stop_endpoint("mounted")
+    stack.sagemaker._scratch("endpoints", "mounted-mounted-1")  # a read-only model folder is still removable
+    assert list((stack.work_dir / "sagemaker" / "endpoints" / "mounted-mounted-1").iterdir()) == []
+
+
 def test_a_poller_that_does_not_wait_sees_creating_then_in_service(stack, monkeypatch):
     monkeypatch.setattr(sagemaker, "SETTLE_SECONDS", 0.0)
     sm = stack.client("sagemaker")
