@@ -106,7 +106,8 @@ def region_of(arn: str) -> str:
 
 def export_lines(summary: dict) -> list[str]:
     """Shell lines that set what the README's "Try it by hand" commands use: the work dir, the API, the local
-    AWS, the execution, and the fake credentials and region the local AWS takes (never anyone's real keys)."""
+    AWS, the execution, and the fake credentials, region and endpoint the local AWS takes (never anyone's real
+    keys)."""
     arn = summary.get("execution_arn")
     if not arn:
         return []
@@ -123,6 +124,9 @@ def export_lines(summary: dict) -> list[str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": region_of(arn),
+        # every AWS tool that reads it (the AWS CLI, boto3) then talks to the local AWS: the mails' commands
+        # work as they are written for AWS
+        "AWS_ENDPOINT_URL": summary["aws_endpoint_url"],
     }
     return [
         "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in group.items())

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mlops.mailbox import read_message
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,6 +157,27 @@ def test_readme_shell_block_runs_as_written(name, block, served):
     printed = done.stdout.splitlines()
     for line in expected_output(block):
         assert line in printed, f"{name} did not print the line {line!r}:\n{done.stdout}"
+
+
+def test_the_is_live_mails_try_it_commands_work_as_written_after_the_exports(served):
+    if shutil.which("aws") is None:
+        pytest.skip("the AWS CLI (v1 or v2) is not installed here; the mail's API_KEY line uses it")
+    summary, exports = served
+    live = next(Path(summary["work_dir"], "outbox").glob("*-is-live-on-*.eml"))
+    text = read_message(live).get_body(preferencelist=("plain",)).get_content()
+    commands = text.split("Try it:", 1)[1].split("It answers", 1)[0].strip()
+    assert "aws apigateway get-api-key" in commands and "--endpoint-url" not in commands  # the AWS command
+    done = subprocess.run(
+        [*BASH, "\n".join(exports) + "\n" + commands],
+        cwd=REPO,
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert json.loads(done.stdout) == {"result": "setosa"}
 
 
 def test_manual_approval_prompt_says_how_to_approve_from_a_terminal_and_when_it_gives_up(tmp_path):
