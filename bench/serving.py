@@ -14,7 +14,10 @@ from .data import SAMPLE_LABEL, SAMPLE_ROW
 from .loadgen import run_load
 
 
-def _spread(values: list[float], digits: int) -> dict[str, float]:
+def _spread(values: list[float], digits: int) -> dict[str, float] | None:
+    values = [v for v in values if v == v]  # a run without an answer has no percentile (NaN)
+    if not values:
+        return None
     return {"min": round(min(values), digits), "median": round(statistics.median(values), digits)}
 
 
@@ -40,6 +43,11 @@ def measure(
                     f"p50 {result.percentile_ms(50):6.2f} ms  p99 {result.percentile_ms(99):6.2f} ms"
                     f"  ({result.requests} requests, {result.errors} errors)"
                 )
+    return summarise(raw)
+
+
+def summarise(raw: dict, errors_key: str = "errors") -> dict:
+    """{kind: {level: [load results of each run]}} -> min/median figures per kind and level."""
     return {
         kind: {
             str(level): {
@@ -47,7 +55,7 @@ def measure(
                 "p50_ms": _spread([r.percentile_ms(50) for r in results], 2),
                 "p99_ms": _spread([r.percentile_ms(99) for r in results], 2),
                 "requests": sum(r.requests for r in results),
-                "errors": sum(r.errors for r in results),
+                errors_key: sum(r.errors for r in results),
                 "runs": len(results),
             }
             for level, results in by_level.items()

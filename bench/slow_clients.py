@@ -10,7 +10,6 @@ on asyncio workers) runs beside our previous serving setup (the same app on sync
 from __future__ import annotations
 
 import socket
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from mlops.local.runners import ModelServer
 
 from .data import SAMPLE_LABEL, SAMPLE_ROW
 from .loadgen import HOST, request_bytes, run_load
+from .serving import summarise
 
 BYTE_INTERVAL_SECONDS = 0.2  # SAMPLE_ROW's 15 bytes take 3 s
 NORMAL_CLIENTS = 4
@@ -79,13 +79,6 @@ class SlowClients:
                 sock.close()
 
 
-def _spread(values: list[float], digits: int) -> dict[str, float] | None:
-    values = [v for v in values if v == v]  # a run without an answer has no percentile
-    if not values:
-        return None
-    return {"min": round(min(values), digits), "median": round(statistics.median(values), digits)}
-
-
 def measure(
     servers: dict[str, ModelServer],
     *,
@@ -123,18 +116,5 @@ def measure(
         "slow_body_bytes_per_second": round(1 / BYTE_INTERVAL_SECONDS, 1),
         "slow_body_bytes": len(SAMPLE_ROW),
         "seconds_per_run": seconds,
-        **{
-            kind: {
-                str(level): {
-                    "requests_per_second": _spread([r.requests_per_second for r in results], 0),
-                    "p50_ms": _spread([r.percentile_ms(50) for r in results], 2),
-                    "p99_ms": _spread([r.percentile_ms(99) for r in results], 2),
-                    "requests": sum(r.requests for r in results),
-                    "unanswered_or_failed": sum(r.errors for r in results),
-                    "runs": len(results),
-                }
-                for level, results in by_level.items()
-            }
-            for kind, by_level in raw.items()
-        },
+        **summarise(raw, errors_key="unanswered_or_failed"),
     }

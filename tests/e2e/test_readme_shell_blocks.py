@@ -137,15 +137,10 @@ def test_the_printed_exports_set_the_variables_the_readme_shows(served):
     assert len(exports) == 2
 
 
-@pytest.mark.parametrize(("name", "block"), BLOCKS, ids=[name for name, _ in BLOCKS])
-def test_readme_shell_block_runs_as_written(name, block, served):
-    if all(command in START_COMMANDS for command in commands_of(block)):
-        return  # a start command: the `served` rehearsal is the one it starts
-    if re.search(r"^aws ", block, flags=re.M) and shutil.which("aws") is None:
-        pytest.skip("the AWS CLI (v1 or v2) is not installed here; the block uses it")
-    _, exports = served
-    done = subprocess.run(
-        [*BASH, "\n".join(exports) + "\n" + block],
+def run_after(exports: list[str], script: str) -> subprocess.CompletedProcess:
+    """`script` in bash as a person runs it in a new terminal after pasting the printed export lines."""
+    return subprocess.run(
+        [*BASH, "\n".join(exports) + "\n" + script],
         cwd=REPO,
         env=_user_env(),
         capture_output=True,
@@ -153,6 +148,16 @@ def test_readme_shell_block_runs_as_written(name, block, served):
         timeout=120,
         check=False,
     )
+
+
+@pytest.mark.parametrize(("name", "block"), BLOCKS, ids=[name for name, _ in BLOCKS])
+def test_readme_shell_block_runs_as_written(name, block, served):
+    if all(command in START_COMMANDS for command in commands_of(block)):
+        return  # a start command: the `served` rehearsal is the one it starts
+    if re.search(r"^aws ", block, flags=re.M) and shutil.which("aws") is None:
+        pytest.skip("the AWS CLI (v1 or v2) is not installed here; the block uses it")
+    _, exports = served
+    done = run_after(exports, block)
     assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     printed = done.stdout.splitlines()
     for line in expected_output(block):
@@ -167,15 +172,7 @@ def test_the_is_live_mails_try_it_commands_work_as_written_after_the_exports(ser
     text = read_message(live).get_body(preferencelist=("plain",)).get_content()
     commands = text.split("Try it:", 1)[1].split("It answers", 1)[0].strip()
     assert "aws apigateway get-api-key" in commands and "--endpoint-url" not in commands  # the AWS command
-    done = subprocess.run(
-        [*BASH, "\n".join(exports) + "\n" + commands],
-        cwd=REPO,
-        env=_user_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_after(exports, commands)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert json.loads(done.stdout) == {"result": "setosa"}
 
