@@ -68,7 +68,10 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
         releases=args.releases,
         serve=args.serve,
         timeout=args.timeout,
+        rollback=args.rollback,
     )
+    if args.rollback and args.releases < 2:
+        raise ReleaseError("--rollback needs --releases 2 or more: the first release is what it goes back to")
     parameters = dict(parse_hyperparameters(args.parameter)) if args.parameter else {}
     try:
         template = Template(Path(args.template).resolve()) if args.template else Template()
@@ -298,6 +301,29 @@ def _image_exists(args: argparse.Namespace) -> int:
     return 0 if exists or args.github_output else 1
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    import boto3
+
+    from .rollback import start_rollback
+
+    started = start_rollback(
+        boto3.client("stepfunctions"),
+        boto3.client("sagemaker"),
+        args.state_machine_arn,
+        args.project,
+        args.stage,
+        args.to,
+        args.attempt,
+        args.run_id,
+    )
+    if args.github_output:
+        from .github_output import write_github_output
+
+        write_github_output(started)
+    print(json.dumps(started))
+    return 0
+
+
 def _iam_report(args: argparse.Namespace) -> int:
     from . import iam_report
 
@@ -451,6 +477,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="release N times against the same local AWS",
     )
     rehearse.add_argument(
+        "--rollback",
+        action="store_true",
+        help="after the releases (and promotions), run rollback.yml for the first stage: its endpoint goes back "
+        "to the previous Approved package",
+    )
+    rehearse.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -538,6 +570,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     promote.set_defaults(func=_promote)
 
+    rollback = commands.add_parser(
+        "rollback",
+        help="put a stage's endpoint back on an earlier Approved model package (no retraining)",
+        description="Picks the newest Approved package older than the one the stage's endpoint serves (or "
+        "--to PACKAGE, which must be Approved), then starts the stage's state machine in promotion mode with it: "
+        "the same blue/green update, no new training or approval. Refuses (exit 2) when there is nothing to go "
+        "back to.",
+    )
+    rollback.add_argument("--state-machine-arn", required=True, help="the stage's release state machine")
+    rollback.add_argument(
+        "--stage", required=True, choices=["staging", "prod"], help="the stage to roll back"
+    )
+    rollback.add_argument("--to", metavar="MODEL_PACKAGE_ARN", help="the Approved package to go back to")
+    rollback.add_argument("--project", default="mlops-iris", help="the stacks' ProjectName")
+    rollback.add_argument(
+        "--attempt", type=_positive(int), default=1, help="the CI run attempt; a rerun needs a new one"
+    )
+    rollback.add_argument("--run-id", default="", help="the CI run id")
+    rollback.add_argument(
+        "--github-output",
+        action="store_true",
+        help="also write execution_arn, model_package_arn and stage to $GITHUB_OUTPUT",
+    )
+    rollback.set_defaults(func=_rollback)
+
     image_exists = commands.add_parser(
         "image-exists",
         help="exit 0 if REPOSITORY:TAG is already in ECR (the push is then skipped), 1 if absent, 2 on errors",
@@ -576,7 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="which rehearsed calls need each Allow statement of the templates' roles (least privilege, measured)",
         description="Takes each Allow statement out of its role in turn and checks the calls of rehearsals again "
         "(their logs/iam-calls.json): the calls AWS would then refuse are the ones that need it. Without --run, "
-        "it first rehearses its paths side by side: two releases promoted to prod, and a rejected release.",
+        "it first rehearses its paths side by side: two releases promoted to prod with staging rolled back, and a "
+        "rejected release.",
     )
     iam.add_argument(
         "--run",

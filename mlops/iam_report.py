@@ -20,9 +20,10 @@ from typing import Any, TextIO
 from .local.iam import evaluate, trust_allows
 
 # The rehearsal paths the report measures, together touching every role the templates define: two releases
-# (the endpoint created, then updated blue/green) promoted to prod, and a release its approver rejects.
+# (the endpoint created, then updated blue/green) promoted to prod, then staging rolled back to the first; and a
+# release its approver rejects.
 PATHS: dict[str, tuple[str, ...]] = {
-    "release": ("--stages", "staging,prod", "--releases", "2"),
+    "release": ("--stages", "staging,prod", "--releases", "2", "--rollback"),
     "reject": ("--approve", "reject"),
 }
 RECORD = Path("logs") / "iam-calls.json"

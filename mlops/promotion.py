@@ -103,9 +103,12 @@ def check_promotable(sm, runtime, package_arn: str, staging_endpoint: str) -> di
     return package
 
 
-def promotion_input(project: str, stage: str, package: dict, attempt: int, run_id: str = "") -> dict:
+def promotion_input(
+    project: str, stage: str, package: dict, attempt: int, run_id: str = "", kind: str = "promote"
+) -> dict:
+    """The state machine's input for deploying an Approved package as it is (a promotion, or a rollback)."""
     commit = package_commit(package)
-    execution_name = execution_name_for(commit, attempt, f"promote{run_id}")
+    execution_name = execution_name_for(commit, attempt, f"{kind}{run_id}")
     container = package["InferenceSpecification"]["Containers"][0]
     return {
         "promote": {"model_package_arn": package["ModelPackageArn"]},

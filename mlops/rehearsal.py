@@ -17,12 +17,14 @@ from .local.release_workflow import (
     job_environment,
     run_promote_workflow,
     run_release_workflow,
+    run_rollback_workflow,
     workflow_record,
 )
 from .local.stack import LocalStack
 from .local.template import TemplateError
 from .local.workflow import WorkflowError
 from .release import ReleaseError
+from .rollback import served_packages
 from .sourceinfo import current_commit, image_digest_for_tree
 from .summary import curl_prediction, left_over, registry_record, stage_record
 
@@ -37,6 +39,7 @@ class Options:
     faults: list[tuple[str, int | None]] = field(default_factory=list)  # (fault, release number or every)
     stages: list[str] = field(default_factory=lambda: ["staging"])  # release to the first, promote on
     workflow: Path = RELEASE_WORKFLOW  # the workflow whose job starts each release
+    rollback: bool = False  # after the releases and promotions, roll the first stage back (rollback.yml)
 
     def faults_for(self, release: int) -> set[str]:
         return {name for name, number in self.faults if number in (None, release)}
@@ -185,6 +188,30 @@ def promote(staging: LocalStack, prod: LocalStack, package_arn: str, options: Op
     return {**follow_execution(prod, execution_arn, options.timeout, out), "workflow": workflow}
 
 
+def roll_back(stack: LocalStack, options: Options, out: TextIO) -> dict:
+    """rollback.yml for the stack's stage, followed to its end; `model_package_arn`: what serves after it."""
+    out.write(f"Workflow .github/workflows/rollback.yml (workflow_dispatch, stage {stack.stage}):\n")
+    try:
+        result = run_rollback_workflow(stack, commit=current_commit(), out=out)
+    except WorkflowError as error:
+        raise ReleaseError(f"rollback.yml: {error}") from error
+    workflow = workflow_record(result, release_step="rollback")
+    wanted = workflow["outputs"].get("model_package_arn")
+    if workflow["status"] != "success" or not workflow["outputs"].get("execution_arn"):
+        return {"status": "NOT_STARTED", "model_package_arn": None, "workflow": workflow}
+    out.write(f"Rollback of {stack.stage} to {wanted}\n")
+    followed = follow_execution(stack, workflow["outputs"]["execution_arn"], options.timeout, out)
+    serving = sorted(served_packages(stack.client("sagemaker"), stack.endpoint_name))
+    return {
+        "status": followed["status"],
+        "execution_arn": followed["execution_arn"],
+        "wanted": wanted,
+        "model_package_arn": serving[0] if len(serving) == 1 else serving or None,
+        **{k: followed.get(k) for k in ("failed_state", "error", "reason") if followed.get(k)},
+        "workflow": workflow,
+    }
+
+
 def promote_through(staging: LocalStack, summary: dict, options: Options, out: TextIO) -> dict:
     """Deploys each later stage beside the first on the same local AWS and promotes the released package."""
     stages = {staging.stage: stage_record(staging)}
@@ -298,6 +325,13 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
     summary["left_over"] = left_over(stack, succeeded[-1].get("rollback_config") if succeeded else None)
     if len(options.stages) > 1:
         summary.update(promote_through(stack, summary, options, out))
+    if options.rollback and summary["status"] == "SUCCEEDED":
+        rollback = summary["rollback"] = roll_back(stack, options, out)
+        if rollback["status"] == "NOT_STARTED":
+            summary.update(not_started_fields(rollback["workflow"]))
+        elif rollback["status"] != "SUCCEEDED":
+            summary.update({k: rollback.get(k) for k in ("status", "failed_state", "error")})
+            summary["reason"] = f"rollback: {rollback.get('reason') or rollback['status']}"
     summary["iam"] = {**stack.authorizer.summary(), "record": str(stack.export_iam())}
     if options.releases > 1:
         summary["releases"] = [
@@ -315,6 +349,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
                     "cause",
                 )
             }
+            | {"model_package_arn": registry_record(stack, r)["model_package_arn"]}
             for r in releases
         ]
     return summary

@@ -24,9 +24,12 @@ from .workflow import Event, JobResult, JobRunner, environment_of, load_workflow
 
 RELEASE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "release.yml"
 PROMOTE_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "promote.yml"
-# Every release of one rehearsal is a re-run (a new run_attempt) of one workflow run; a promotion is another run.
+ROLLBACK_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "rollback.yml"
+# Every release of one rehearsal is a re-run (a new run_attempt) of one workflow run; a promotion and a rollback
+# are runs of their own.
 LOCAL_RUN_ID = "1"
 PROMOTION_RUN_ID = "2"
+ROLLBACK_RUN_ID = "3"
 CREDENTIALS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -104,6 +107,19 @@ def run_promote_workflow(
     event = Event("workflow_dispatch", inputs={"model_package_arn": package_arn})
     images = LocalImageActions(stack.endpoint_url, stack.ecr_repository, str, None)  # promote builds nothing
     return _run(stack, path, "promote", event, commit, 1, PROMOTION_RUN_ID, _actions(stack, images), out)
+
+
+def run_rollback_workflow(
+    stack, *, commit: str, to: str | None = None, path: Path = ROLLBACK_WORKFLOW, out: TextIO | None = None
+) -> JobResult:
+    """rollback.yml dispatched by hand for ``stack``'s stage (its rollback-<stage> job), optionally ``to`` a
+    package."""
+    event = Event("workflow_dispatch", inputs={"stage": stack.stage, "model_package_arn": to or ""})
+    images = LocalImageActions(
+        stack.endpoint_url, stack.ecr_repository, str, None
+    )  # a rollback builds nothing
+    job = f"rollback-{stack.stage}"
+    return _run(stack, path, job, event, commit, 1, ROLLBACK_RUN_ID, _actions(stack, images), out)
 
 
 def job_environment(path: Path = PROMOTE_WORKFLOW, job: str = "promote") -> str | None:

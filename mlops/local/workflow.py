@@ -108,6 +108,7 @@ class JobResult:
     summary: str  # the job's $GITHUB_STEP_SUMMARY, every step's in order
     record: dict[str, Any]
     log: Path
+    skipped: bool = False  # the job's own `if:` was false: no step ran
 
     @property
     def failed_step(self) -> StepResult | None:
@@ -115,6 +116,8 @@ class JobResult:
 
     @property
     def status(self) -> str:
+        if self.skipped:
+            return "skipped"
         return "failure" if self.failed_step else "success"
 
     def outputs(self, step_id: str) -> dict[str, str]:
@@ -365,6 +368,11 @@ class JobRunner:
 
     def run(self) -> JobResult:
         self.log_path.write_text("")
+        if "if" in self.job and not self.job_wanted():
+            self.say(f"  ○ job {self.job_id} skipped (if: {self.job['if']})")
+            return JobResult(
+                str(self.path), self.job_id, self.event.name, [], "", self.record, self.log_path, True
+            )
         try:
             workflow_env = self.evaluated_env(self.workflow.get("env"), {})
             job_env = self.evaluated_env(self.job.get("env"), workflow_env)
@@ -401,6 +409,13 @@ class JobRunner:
             record=self.record,
             log=self.log_path,
         )
+
+    def job_wanted(self) -> bool:
+        """The job's `if:`, evaluated as GitHub does before the job starts (github, inputs and vars)."""
+        try:
+            return condition(self.job["if"], self.contexts({}), self.functions())
+        except ExpressionError as error:
+            raise WorkflowError(f"job {self.job_id}: if: {error}") from error
 
     def say(self, line: str) -> None:
         if self.out is not None:

@@ -27,11 +27,17 @@ ENDPOINT_ARN = f"{ARN}:sagemaker:{REGION_ACCOUNT}:endpoint/${{ProjectName}}-${{S
 SAGEMAKER_ARN = f"{ARN}:sagemaker:{REGION_ACCOUNT}"
 # What `mlops promote` reads and asks in staging before it starts a prod release (mlops/promotion.py).
 PROMOTION_CHECKS: dict[str, set[str]] = {
-    "sagemaker:DescribeModelPackage": {f"{SAGEMAKER_ARN}:model-package/${{ProjectName}}/*"},
     "sagemaker:DescribeEndpoint": {f"{SAGEMAKER_ARN}:endpoint/${{ProjectName}}-staging"},
     "sagemaker:DescribeEndpointConfig": {f"{SAGEMAKER_ARN}:endpoint-config/${{ProjectName}}-staging-*"},
     "sagemaker:DescribeModel": {f"{SAGEMAKER_ARN}:model/${{ProjectName}}-staging-*"},
     "sagemaker:InvokeEndpoint": {f"{SAGEMAKER_ARN}:endpoint/${{ProjectName}}-staging"},
+}
+# What `mlops rollback` reads, for every stage: the group's versions and what the role's own stage serves.
+ROLLBACK_CHECKS: dict[str, set[str]] = {
+    "sagemaker:DescribeModelPackage": {f"{SAGEMAKER_ARN}:model-package/${{ProjectName}}/*"},
+    "sagemaker:DescribeEndpoint": {f"{SAGEMAKER_ARN}:endpoint/${{ProjectName}}-${{Stage}}"},
+    "sagemaker:DescribeEndpointConfig": {f"{SAGEMAKER_ARN}:endpoint-config/${{ProjectName}}-${{Stage}}-*"},
+    "sagemaker:DescribeModel": {f"{SAGEMAKER_ARN}:model/${{ProjectName}}-${{Stage}}-*"},
 }
 REPOSITORY_ARN = f"{ARN}:ecr:{REGION_ACCOUNT}:repository/${{ProjectName}}"
 STATE_MACHINE_ARN = f"{ARN}:states:{REGION_ACCOUNT}:stateMachine:${{ProjectName}}-${{Stage}}-release"

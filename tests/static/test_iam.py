@@ -20,6 +20,7 @@ from policy_checks import (
     INFRA,
     PROMOTION_CHECKS,
     REPOSITORY_ARN,
+    ROLLBACK_CHECKS,
     SAGEMAKER_ROLE_ARN,
     STATE_MACHINE_ARN,
     WORKFLOWS,
@@ -382,25 +383,38 @@ def test_a_branch_parameter_that_accepts_a_wildcard_is_reported(oidc):
     assert any("Branch" in f for f in oidc_trust_findings(broken))
 
 
+def _both(*grants: dict[str, set[str]]) -> dict[str, set[str]]:
+    merged: dict[str, set[str]] = {}
+    for grant in grants:
+        for action, resources in grant.items():
+            merged.setdefault(action, set()).update(resources)
+    return merged
+
+
 def test_the_github_release_role_pushes_one_repository_and_starts_one_state_machine(oidc):
-    # Besides the promotion checks, which only the prod role gets (next test).
-    assert release_role_findings(oidc, "ReleaseRole", PROMOTION_CHECKS) == []
+    # Besides what promote and rollback read (next test).
+    assert release_role_findings(oidc, "ReleaseRole", _both(PROMOTION_CHECKS, ROLLBACK_CHECKS)) == []
     granted = {a for s in role_statements(oidc, "ReleaseRole") for a in s.actions}
     assert {"ecr:PutImage", "states:StartExecution", "states:DescribeExecution"} <= granted
 
 
-def test_the_prod_release_role_may_check_what_staging_serves_and_nothing_more(oidc):
-    # `mlops promote` reads the package and staging's endpoint, config and model, and asks the endpoint once.
-    assert release_role_findings(oidc, "ReleaseRole", PROMOTION_CHECKS) == []
-    granted: dict[str, set[str]] = {}
+def test_the_release_role_reads_its_own_stage_and_only_prod_reads_what_staging_serves(oidc):
+    # `mlops rollback` reads the group's versions and its own stage's endpoint, config and models (every stage);
+    # `mlops promote` reads staging's and asks it once (the prod role only).
+    prod_only: dict[str, set[str]] = {}
+    every_stage: dict[str, set[str]] = {}
     for statement in role_statements(oidc, "ReleaseRole"):
         for action in statement.actions:
             if action.startswith("sagemaker:"):
-                granted.setdefault(action, set()).update(statement.resources)
                 policy = oidc["Resources"][statement.where.split("/")[0]]
-                # Only the prod role promotes; a staging role gets none of it.
-                assert oidc["Conditions"][policy["Condition"]] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
-    assert granted == PROMOTION_CHECKS
+                condition = oidc["Conditions"].get(policy.get("Condition", ""))
+                if condition is None:
+                    every_stage.setdefault(action, set()).update(statement.resources)
+                else:
+                    assert condition == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+                    prod_only.setdefault(action, set()).update(statement.resources)
+    assert prod_only == PROMOTION_CHECKS
+    assert every_stage == ROLLBACK_CHECKS
 
 
 def test_the_codebuild_release_role_has_the_same_reach(pipeline):

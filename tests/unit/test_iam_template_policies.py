@@ -325,15 +325,16 @@ def test_release_role_refuses_another_repository_or_stage(oidc):
     assert (refused.allowed, refused.code) == (False, "AccessDeniedException")
 
 
-def test_staging_release_role_cannot_read_endpoints_but_the_prod_one_reads_stagings(oidc):
-    endpoint = {"EndpointName": "mlops-iris-staging"}
+def test_each_release_role_reads_its_own_stages_endpoint_and_only_prod_reads_stagings(oidc):
+    staging, prod = {"EndpointName": "mlops-iris-staging"}, {"EndpointName": "mlops-iris-prod"}
+    staging_role = oidc.role_policies("ReleaseRole")
+    assert call(staging_role, "rollback", "sagemaker", "DescribeEndpoint", staging).allowed
+    assert not call(staging_role, "rollback", "sagemaker", "DescribeEndpoint", prod).allowed
+    prod_role = Resolved(OIDC_TEMPLATE, Stage="prod").role_policies("ReleaseRole")
+    assert call(prod_role, "promote", "sagemaker", "DescribeEndpoint", staging).allowed
+    assert call(prod_role, "rollback", "sagemaker", "DescribeEndpoint", prod).allowed
     assert not call(
-        oidc.role_policies("ReleaseRole"), "release", "sagemaker", "DescribeEndpoint", endpoint
-    ).allowed
-    prod_policies = Resolved(OIDC_TEMPLATE, Stage="prod").role_policies("ReleaseRole")
-    assert call(prod_policies, "promote", "sagemaker", "DescribeEndpoint", endpoint).allowed
-    assert not call(
-        prod_policies, "promote", "sagemaker", "DescribeEndpoint", {"EndpointName": "mlops-iris-prod"}
+        prod_role, "promote", "sagemaker", "DescribeEndpoint", {"EndpointName": "other-prod"}
     ).allowed
 
 
