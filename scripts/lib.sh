@@ -92,6 +92,28 @@ ensure_sam_cli() {
   fi
 }
 
+# aws_cli_reads_endpoint_url: the AWS CLI on PATH is one that reads AWS_ENDPOINT_URL (v1.29+, v2.13+), as the
+# README's and the mails' commands expect against the local AWS (Debian 12's awscli package is v2.9).
+aws_cli_reads_endpoint_url() {
+  local version major minor
+  version=$(aws --version 2>&1 | sed -n 's|^aws-cli/\([0-9]*\)\.\([0-9]*\).*|\1 \2|p') || return 1
+  read -r major minor <<<"$version"
+  [ -n "$major" ] || return 1
+  { [ "$major" = 1 ] && [ "$minor" -ge 29 ]; } || { [ "$major" -ge 2 ] && { [ "$major" -gt 2 ] || [ "$minor" -ge 13 ]; }; }
+}
+
+# ensure_aws_cli: such an AWS CLI on PATH; when there is none, the AWS CLI v1 from PyPI goes into .venv-awscli
+# (the caller puts its bin/ first on PATH).
+ensure_aws_cli() {
+  local root
+  root=$(repo_root)
+  [ -x "$root/.venv-awscli/bin/aws" ] && return
+  command -v aws >/dev/null 2>&1 && aws_cli_reads_endpoint_url && return
+  echo "==> installing the AWS CLI into .venv-awscli" >&2
+  make_venv "$root/.venv-awscli"
+  venv_install "$root/.venv-awscli" "awscli==1.46.2"
+}
+
 # have_apt: Debian's package manager is here (Debian, Ubuntu); elsewhere nothing is installed for the user.
 have_apt() { command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; }
 
