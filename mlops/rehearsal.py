@@ -26,7 +26,7 @@ from .local.workflow import WorkflowError
 from .release import ReleaseError
 from .rollback import served_packages
 from .sourceinfo import current_commit, image_digest_for_tree
-from .summary import curl_prediction, left_over, registry_record, stage_record
+from .summary import autoscaling_record, curl_prediction, left_over, registry_record, stage_record
 
 
 @dataclass
@@ -317,6 +317,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         )
         summary["curl"], summary["prediction"] = None, None
     summary["live_endpoints"] = stack.live_endpoints()
+    summary["autoscaling"] = autoscaling_record(stack)
     summary.update(registry_record(stack, last))
     summary["artifacts"] = sorted(
         o["Key"] for o in stack.client("s3").list_objects_v2(Bucket=stack.bucket).get("Contents", [])

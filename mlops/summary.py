@@ -78,6 +78,30 @@ def registry_record(stack: LocalStack, release: dict) -> dict:
     return {"model_package_arn": None, "approval_status": None}
 
 
+def autoscaling_record(stack: LocalStack) -> dict | None:
+    """The endpoint variant's scalable target and its target tracking policy, as Application Auto Scaling has them."""
+    aas = stack.client("application-autoscaling")
+    resource = f"endpoint/{stack.endpoint_name}/variant/AllTraffic"
+    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])[
+        "ScalableTargets"
+    ]
+    if not targets:
+        return None
+    policies = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)[
+        "ScalingPolicies"
+    ]
+    tracking = [p for p in policies if p["PolicyType"] == "TargetTrackingScaling"]
+    config = tracking[0]["TargetTrackingScalingPolicyConfiguration"] if tracking else {}
+    return {
+        "resource_id": resource,
+        "min_capacity": targets[0]["MinCapacity"],
+        "max_capacity": targets[0]["MaxCapacity"],
+        "policy": tracking[0]["PolicyName"] if tracking else None,
+        "metric": (config.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType"),
+        "target_value": config.get("TargetValue"),
+    }
+
+
 def left_over(stack: LocalStack, rollback_config: str | None) -> list[str]:
     """SageMaker resources besides the live endpoint's config, the rollback config and their models."""
     sm = stack.client("sagemaker")
