@@ -44,7 +44,7 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     from .local.runners import runner_named
     from .local.stack import ACCESS_TEMPLATE_PATH, LocalStack, new_work_dir
     from .local.template import Template, TemplateError
-    from .rehearsal import Options, parse_fault
+    from .rehearsal import EXAMPLE_PARAMETERS, Options, parse_fault
     from .sourceinfo import current_commit
 
     try:
@@ -73,6 +73,7 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     if args.rollback and args.releases < 2:
         raise ReleaseError("--rollback needs --releases 2 or more: the first release is what it goes back to")
     parameters = dict(parse_hyperparameters(args.parameter)) if args.parameter else {}
+    parameters = {**EXAMPLE_PARAMETERS[getattr(args, "model", "iris")], **parameters}
     try:
         template = Template(Path(args.template).resolve()) if args.template else Template()
     except TemplateError as error:
@@ -468,6 +469,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="override a template parameter, e.g. MinAccuracy=0.95",
+    )
+    rehearse.add_argument(
+        "--model",
+        choices=("iris", "diabetes"),  # mlops.data.EXAMPLES (not imported: numpy is slow to load)
+        default="iris",
+        help="the example to release: iris (a classifier) or diabetes (a regression, gated on RMSE ≤ 70); "
+        "it sets the template's Model, GateMetric and GateThreshold unless --parameter does",
     )
     rehearse.add_argument(
         "--releases",

@@ -7,9 +7,22 @@ import shlex
 import shutil
 import subprocess
 
+from .data import SAMPLE_ROWS
 from .local.stack import LocalStack
 
 SAMPLE = '{"data":"4.5,1.3,0.3,0.3"}'
+
+
+def model_of(stack: LocalStack) -> str:
+    """The template's Model (the example the stack trains), as the stack was created with it."""
+    created = getattr(stack, "created", None)
+    return (created.parameters if created else stack.parameters).get("Model") or "iris"
+
+
+def sample_body(stack: LocalStack) -> str:
+    """The inference API body the summary's curl sends: a row of the stack's model's features."""
+    row = SAMPLE_ROWS.get(model_of(stack))
+    return json.dumps({"data": row}, separators=(",", ":")) if row else SAMPLE
 
 
 def stage_record(stack: LocalStack) -> dict:
@@ -29,8 +42,9 @@ def stage_record(stack: LocalStack) -> dict:
     }
 
 
-def curl_command(stack: LocalStack, body: str = SAMPLE) -> str:
+def curl_command(stack: LocalStack, body: str | None = None) -> str:
     """The exact command a person pastes; the API key is read from its file, never printed."""
+    body = body or sample_body(stack)
     command = shlex.join(
         [
             "curl",
