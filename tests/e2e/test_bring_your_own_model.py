@@ -34,3 +34,35 @@ def test_a_gate_metric_the_model_does_not_have_fails_evaluation_naming_the_param
     code, summary, _ = rehearse("--model", "diabetes", "--parameter", "GateMetric=accuracy")
     assert code == 1 and summary["failed_state"] == "Evaluate"
     assert "GateMetric 'accuracy' is not a metric of a regression model" in summary["cause"]
+
+
+def test_the_served_regression_answers_ten_features_with_a_number_and_four_with_a_400(started_rehearsal):
+    import json
+    import signal
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    process, stderr_path = started_rehearsal("--model", "diabetes", "--serve")
+    summary = next(json.loads(line) for line in process.stdout if line.startswith("{"))
+    assert summary["status"] == "SUCCEEDED", stderr_path.read_text()[-3000:]
+    key = (Path(summary["work_dir"]) / "api-key").read_text()
+
+    def ask(data: str) -> tuple[int, dict]:
+        request = urllib.request.Request(
+            f"{summary['api_url']}/v1/invokeSagemakerAPI",
+            data=json.dumps({"data": data}).encode(),
+            headers={"Content-Type": "application/json", "x-api-key": key},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    status, answer = ask("59,2,32.1,101,157,93.2,38,4,4.8598,87")
+    assert status == 200 and isinstance(answer["result"], float)
+    status, answer = ask("4.5,1.3,0.3,0.3")
+    assert status == 400 and "10" in answer["message"] and "got 4" in answer["message"], answer
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
