@@ -567,15 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument(
         "--staging-endpoint", help="the endpoint that must serve the package (<project>-staging)"
     )
-    promote.add_argument(
-        "--attempt", type=_positive(int), default=1, help="the CI run attempt; a rerun needs a new one"
-    )
-    promote.add_argument("--run-id", default="", help="the CI run id")
-    promote.add_argument(
-        "--github-output",
-        action="store_true",
-        help="also write execution_arn, model_package_arn and stage to $GITHUB_OUTPUT",
-    )
+    _add_deploy_run_arguments(promote)
     promote.set_defaults(func=_promote)
 
     rollback = commands.add_parser(
@@ -592,15 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument("--to", metavar="MODEL_PACKAGE_ARN", help="the Approved package to go back to")
     rollback.add_argument("--project", default="mlops-iris", help="the stacks' ProjectName")
-    rollback.add_argument(
-        "--attempt", type=_positive(int), default=1, help="the CI run attempt; a rerun needs a new one"
-    )
-    rollback.add_argument("--run-id", default="", help="the CI run id")
-    rollback.add_argument(
-        "--github-output",
-        action="store_true",
-        help="also write execution_arn, model_package_arn and stage to $GITHUB_OUTPUT",
-    )
+    _add_deploy_run_arguments(rollback)
     rollback.set_defaults(func=_rollback)
 
     image_exists = commands.add_parser(
@@ -685,6 +669,19 @@ def build_parser() -> argparse.ArgumentParser:
     diagram.set_defaults(func=_diagram)
     _explain_every_command(commands)
     return parser
+
+
+def _add_deploy_run_arguments(command: argparse.ArgumentParser) -> None:
+    """What promote and rollback share: the CI run they belong to, and the workflow's step outputs."""
+    command.add_argument(
+        "--attempt", type=_positive(int), default=1, help="the CI run attempt; a rerun needs a new one"
+    )
+    command.add_argument("--run-id", default="", help="the CI run id")
+    command.add_argument(
+        "--github-output",
+        action="store_true",
+        help="also write execution_arn, model_package_arn and stage to $GITHUB_OUTPUT",
+    )
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

@@ -56,7 +56,7 @@ def test_a_release_registers_the_variant_with_the_templates_range_and_target(tmp
     assert summary["iam"]["denied"] == []
 
 
-def test_without_the_permission_the_release_serves_unscaled_and_says_what_was_refused(tmp_path):
+def test_without_the_permission_the_release_serves_unscaled_and_says_what_was_refused(rehearse, tmp_path):
     doc = Template().doc
     statements = doc["Resources"]["ReleaseStateMachine"]["Properties"]["Policies"][0]["Statement"]
     statements[:] = [s for s in statements if s.get("Sid") != "ScaleTheEndpointsVariant"]
@@ -64,7 +64,7 @@ def test_without_the_permission_the_release_serves_unscaled_and_says_what_was_re
         (tmp_path / folder).symlink_to(REPO / folder)
     (tmp_path / "infra").mkdir()
     (tmp_path / "infra" / "template.yaml").write_text(json.dumps(doc))
-    summary = rehearse(tmp_path, "--template", str(tmp_path / "infra" / "template.yaml"))
+    _, summary, _ = rehearse("--template", str(tmp_path / "infra" / "template.yaml"), "--timeout", "120")
     assert summary["status"] == "SUCCEEDED" and summary["prediction"] == {"result": "setosa"}
     assert summary["autoscaling"] is None
     assert {

@@ -66,3 +66,18 @@ def aws_with_sfn_engine(aws_credentials: None):
     """moto with its Step Functions interpreter on, so task tokens belong to real waiting executions."""
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, **KEEP_BOTO3_SESSION}):
         yield
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A served model folder as train leaves it: a decision tree fitted on all of iris (labels as names)."""
+    import joblib
+    from mlmodel.contract import MODEL_FILE
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    iris = load_iris()
+    estimator = DecisionTreeClassifier(random_state=0).fit(iris.data, iris.target_names[iris.target])
+    path = tmp_path_factory.mktemp("model")
+    joblib.dump(estimator, path / MODEL_FILE)
+    return path

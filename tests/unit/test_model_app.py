@@ -4,25 +4,13 @@ import io
 import itertools
 import json
 
-import joblib
 import pytest
-from mlmodel.contract import MODEL_FILE, WORKERS_ENV
+from mlmodel.contract import WORKERS_ENV
 from mlmodel.serve import create_app, gunicorn_argv
 from mlmodel.serve import main as serve_main
-from sklearn.datasets import load_iris
-from sklearn.tree import DecisionTreeClassifier
 from werkzeug.test import EnvironBuilder
 
 CSV = {"Content-Type": "text/csv"}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    iris = load_iris()
-    estimator = DecisionTreeClassifier(random_state=0).fit(iris.data, iris.target_names[iris.target])
-    path = tmp_path_factory.mktemp("model")
-    joblib.dump(estimator, path / MODEL_FILE)
-    return path
 
 
 @pytest.fixture

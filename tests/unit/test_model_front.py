@@ -4,21 +4,9 @@ the real app built by `create_front`; the server itself is in tests/integration/
 import asyncio
 import json
 
-import joblib
 import pytest
-from mlmodel.contract import BODY_TIMEOUT_ENV, MODEL_FILE
+from mlmodel.contract import BODY_TIMEOUT_ENV
 from mlmodel.serve import create_front
-from sklearn.datasets import load_iris
-from sklearn.tree import DecisionTreeClassifier
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    iris = load_iris()
-    estimator = DecisionTreeClassifier(random_state=0).fit(iris.data, iris.target_names[iris.target])
-    path = tmp_path_factory.mktemp("model")
-    joblib.dump(estimator, path / MODEL_FILE)
-    return path
 
 
 @pytest.fixture
