@@ -21,6 +21,7 @@ import sklearn
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.tree import DecisionTreeClassifier
 
+from mlmodel.baseline import baseline_of
 from mlmodel.contract import (
     EXIT_OK,
     EXIT_UNEXPECTED,
@@ -129,6 +130,7 @@ def train(paths: Paths) -> dict[str, Any]:
         "hyperparameters": params,
         "metrics": {"training": training, **({"validation": validation} if validation else {})},
         "training_files": list(data.files),
+        "baseline": baseline_of(data.features, data.labels),
         "versions": {
             "python": platform.python_version(),
             "numpy": np.__version__,
