@@ -317,6 +317,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         )
         summary["curl"], summary["prediction"] = None, None
     summary["live_endpoints"] = stack.live_endpoints()
+    stack.sagemaker.capture.flush()  # what the endpoint captured so far is in S3 before the listing
     summary.update(registry_record(stack, last))
     summary["artifacts"] = sorted(
         o["Key"] for o in stack.client("s3").list_objects_v2(Bucket=stack.bucket).get("Contents", [])
