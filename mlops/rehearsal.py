@@ -40,6 +40,8 @@ class Options:
     stages: list[str] = field(default_factory=lambda: ["staging"])  # release to the first, promote on
     workflow: Path = RELEASE_WORKFLOW  # the workflow whose job starts each release
     rollback: bool = False  # after the releases and promotions, roll the first stage back (rollback.yml)
+    traffic: int = 0  # rows sent through the API after the release, then the drift check (0: neither)
+    shifts: list[tuple[str, float]] = field(default_factory=list)  # (feature, delta) added to the traffic
 
     def faults_for(self, release: int) -> set[str]:
         return {name for name, number in self.faults if number in (None, release)}
@@ -317,6 +319,10 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         )
         summary["curl"], summary["prediction"] = None, None
     summary["live_endpoints"] = stack.live_endpoints()
+    if options.traffic and last["status"] == "SUCCEEDED":
+        from .drift import watch
+
+        summary.update(watch(stack, options.traffic, options.shifts, out))
     stack.sagemaker.capture.flush()  # what the endpoint captured so far is in S3 before the listing
     summary.update(registry_record(stack, last))
     summary["artifacts"] = sorted(
