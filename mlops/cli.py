@@ -727,7 +727,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="which rehearsed calls need each Allow statement of the templates' roles (least privilege, measured)",
         description="Takes each Allow statement out of its role in turn and checks the calls of rehearsals again "
         "(their logs/iam-calls.json): the calls AWS would then refuse are the ones that need it. Without --run, "
-        "it first rehearses its paths side by side: two releases promoted to prod with staging rolled back, and a "
+        "it first rehearses its paths side by side: two releases promoted to prod with drift-checked traffic and "
+        "staging rolled back, and a "
         "rejected release.",
     )
     iam.add_argument(
