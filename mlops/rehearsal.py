@@ -332,6 +332,11 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
     summary["left_over"] = left_over(stack, succeeded[-1].get("rollback_config") if succeeded else None)
     if len(options.stages) > 1:
         summary.update(promote_through(stack, summary, options, out))
+        if options.traffic and summary["status"] == "SUCCEEDED":
+            from .drift import watch
+
+            for later in stack.companions:  # each later stage's endpoint is watched as staging's is
+                summary["stages"][later.stage].update(watch(later, options.traffic, options.shifts, out))
     if options.rollback and summary["status"] == "SUCCEEDED":
         rollback = summary["rollback"] = roll_back(stack, options, out)
         if rollback["status"] == "NOT_STARTED":
