@@ -130,15 +130,26 @@ def github_stack_parameters(session, stack_name: str, project: str) -> dict[str,
 
 
 def upload_data(session, stack_name: str, prefix: str = "data") -> str:
-    """Writes the iris split and uploads train/ and test/ under the app stack's bucket; returns the data URI."""
-    from .data import write_iris_split
+    """Writes the split of the example the app stack trains (its Model parameter) and uploads train/ and
+    test/ under the stack's bucket; returns the data URI."""
+    from .data import EXAMPLES, write_split
 
-    bucket = stack_outputs(session.client("cloudformation"), stack_name).get("ArtifactBucketName")
+    cloudformation = session.client("cloudformation")
+    bucket = stack_outputs(cloudformation, stack_name).get("ArtifactBucketName")
     if not bucket:
         raise AwsSetupError(f"stack {stack_name} has no ArtifactBucketName output: is it the app stack?")
+    stack = _stack(cloudformation, stack_name) or {}
+    model = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}.get(
+        "Model"
+    ) or "iris"
+    if model not in EXAMPLES:
+        raise AwsSetupError(
+            f"stack {stack_name} trains Model={model}, which has no example data here: upload your train.csv "
+            f"and test.csv (label first, no header) under s3://{bucket}/{prefix}/train/ and {prefix}/test/"
+        )
     s3 = session.client("s3")
     with tempfile.TemporaryDirectory() as folder:
-        train, test = write_iris_split(Path(folder))
+        train, test = write_split(model, Path(folder))
         for channel, path in (("train", train), ("test", test)):
             s3.upload_file(str(path), bucket, f"{prefix}/{channel}/{path.name}")
     return f"s3://{bucket}/{prefix}"

@@ -44,7 +44,7 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     from .local.runners import runner_named
     from .local.stack import ACCESS_TEMPLATE_PATH, LocalStack, new_work_dir
     from .local.template import Template, TemplateError
-    from .rehearsal import Options, parse_fault
+    from .rehearsal import EXAMPLE_PARAMETERS, Options, parse_fault
     from .sourceinfo import current_commit
 
     try:
@@ -59,11 +59,11 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     workflow = Path(args.workflow).resolve() if args.workflow else None
     if workflow and not workflow.is_file():
         raise ReleaseError(f"--workflow {workflow} does not exist")
-    from .traffic import IRIS_FEATURES, parse_shift
+    from .traffic import feature_names_of, parse_shift
 
     if args.shift and not args.traffic:
         raise ReleaseError("--shift changes the rows --traffic sends: give --traffic N too")
-    shifts = [parse_shift(text, IRIS_FEATURES) for text in args.shift]
+    shifts = [parse_shift(text, feature_names_of(args.model)) for text in args.shift]
     options = Options(
         traffic=args.traffic or 0,
         shifts=shifts,
@@ -80,6 +80,7 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     if args.rollback and args.releases < 2:
         raise ReleaseError("--rollback needs --releases 2 or more: the first release is what it goes back to")
     parameters = dict(parse_hyperparameters(args.parameter)) if args.parameter else {}
+    parameters = {**EXAMPLE_PARAMETERS[getattr(args, "model", "iris")], **parameters}
     try:
         template = Template(Path(args.template).resolve()) if args.template else Template()
     except TemplateError as error:
@@ -398,9 +399,10 @@ def _diagram(args: argparse.Namespace) -> int:
 
 def _traffic(args: argparse.Namespace) -> int:
     from . import traffic
-    from .data import write_iris_split
+    from .data import write_split
 
-    shifts = [traffic.parse_shift(text, traffic.IRIS_FEATURES) for text in args.shift]
+    features = traffic.feature_names_of(args.model)
+    shifts = [traffic.parse_shift(text, features) for text in args.shift]
     if args.data:
         source = Path(args.data)
         if not source.is_file():
@@ -408,10 +410,8 @@ def _traffic(args: argparse.Namespace) -> int:
         rows = traffic.held_out_rows(source)
     else:
         with tempfile.TemporaryDirectory() as folder:
-            rows = traffic.held_out_rows(write_iris_split(folder)[1])
-    sent = traffic.send(
-        args.api_url, traffic.traffic_rows(rows, args.rows, traffic.IRIS_FEATURES, shifts), args.api_key
-    )
+            rows = traffic.held_out_rows(write_split(args.model, folder)[1])
+    sent = traffic.send(args.api_url, traffic.traffic_rows(rows, args.rows, features, shifts), args.api_key)
     print(json.dumps(sent))
     return 0 if sent["failed"] == 0 else 1
 
@@ -506,6 +506,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="override a template parameter, e.g. MinAccuracy=0.95",
+    )
+    rehearse.add_argument(
+        "--model",
+        choices=("iris", "diabetes"),  # mlops.data.EXAMPLES (not imported: numpy is slow to load)
+        default="iris",
+        help="the example to release: iris (a classifier) or diabetes (a regression, gated on RMSE ≤ 70); "
+        "it sets the template's Model, GateMetric and GateThreshold unless --parameter does",
     )
     rehearse.add_argument(
         "--releases",
@@ -689,6 +696,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         metavar="FILE",
         help="a label-first CSV file to send rows from (default: the iris held-out split)",
+    )
+    traffic.add_argument(
+        "--model",
+        choices=("iris", "diabetes"),
+        default="iris",
+        help="the example the endpoint serves: its held-out rows and feature names",
     )
     traffic.set_defaults(func=_traffic)
 

@@ -103,10 +103,14 @@ def fire_schedule(stack: LocalStack, function_name: str) -> dict[str, Any]:
 def watch(stack: LocalStack, rows: int, shifts: list[tuple[str, float]], out: TextIO) -> dict[str, Any]:
     """After a release: traffic through the API, the endpoint's captures, then the scheduled drift check."""
     from . import traffic
-    from .data import write_iris_split
+    from .data import write_split
+    from .summary import model_of
 
-    _, test = write_iris_split(stack.work_dir / "traffic")
-    sent_rows = traffic.traffic_rows(traffic.held_out_rows(test), rows, traffic.IRIS_FEATURES, shifts)
+    example = model_of(stack)
+    _, test = write_split(example, stack.work_dir / "traffic")
+    sent_rows = traffic.traffic_rows(
+        traffic.held_out_rows(test), rows, traffic.feature_names_of(example), shifts
+    )
     api_key = stack.api_key_file.read_text() if stack.api_key_file else None
     shifted = ", ".join(f"{name}{delta:+g}" for name, delta in shifts) or "unshifted"
     out.write(f"Traffic: {rows} held-out rows ({shifted}) through {stack.api_url}\n")

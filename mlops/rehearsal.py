@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import approver
-from .data import write_iris_split
+from .data import write_split
 from .execution import follow_execution
 from .local.release_workflow import (
     RELEASE_WORKFLOW,
@@ -26,7 +26,7 @@ from .local.workflow import WorkflowError
 from .release import ReleaseError
 from .rollback import served_packages
 from .sourceinfo import current_commit, image_digest_for_tree
-from .summary import curl_prediction, left_over, registry_record, stage_record
+from .summary import autoscaling_record, curl_prediction, left_over, model_of, registry_record, stage_record
 
 
 @dataclass
@@ -54,6 +54,11 @@ DATA_FAULTS = {
     "duplicate-execution": "the release reuses the previous release's execution name",
 }
 MALFORMED_LINE = 7
+# What `--model NAME` sets on the stack unless --parameter does: the example and its quality gate.
+EXAMPLE_PARAMETERS = {
+    "iris": {},
+    "diabetes": {"Model": "diabetes", "GateMetric": "rmse", "GateThreshold": "70"},
+}
 
 
 def parse_fault(text: str) -> tuple[str, int | None]:
@@ -275,7 +280,7 @@ def promote_through(staging: LocalStack, summary: dict, options: Options, out: T
 
 
 def upload_data(stack: LocalStack, faults: set[str]) -> None:
-    train, test = write_iris_split(stack.work_dir / "data")
+    train, test = write_split(model_of(stack), stack.work_dir / "data")
     if "malformed-test-data" in faults:
         lines = test.read_text().splitlines()
         lines[MALFORMED_LINE - 1] = "setosa,abc,3.5,1.4,0.2"
@@ -324,6 +329,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
 
         summary.update(watch(stack, options.traffic, options.shifts, out))
     stack.sagemaker.capture.flush()  # what the endpoint captured so far is in S3 before the listing
+    summary["autoscaling"] = autoscaling_record(stack)
     summary.update(registry_record(stack, last))
     summary["artifacts"] = sorted(
         o["Key"] for o in stack.client("s3").list_objects_v2(Bucket=stack.bucket).get("Contents", [])

@@ -7,9 +7,22 @@ import shlex
 import shutil
 import subprocess
 
+from .data import SAMPLE_ROWS
 from .local.stack import LocalStack
 
 SAMPLE = '{"data":"4.5,1.3,0.3,0.3"}'
+
+
+def model_of(stack: LocalStack) -> str:
+    """The template's Model (the example the stack trains), as the stack was created with it."""
+    created = getattr(stack, "created", None)
+    return (created.parameters if created else stack.parameters).get("Model") or "iris"
+
+
+def sample_body(stack: LocalStack) -> str:
+    """The inference API body the summary's curl sends: a row of the stack's model's features."""
+    row = SAMPLE_ROWS.get(model_of(stack))
+    return json.dumps({"data": row}, separators=(",", ":")) if row else SAMPLE
 
 
 def stage_record(stack: LocalStack) -> dict:
@@ -29,8 +42,9 @@ def stage_record(stack: LocalStack) -> dict:
     }
 
 
-def curl_command(stack: LocalStack, body: str = SAMPLE) -> str:
+def curl_command(stack: LocalStack, body: str | None = None) -> str:
     """The exact command a person pastes; the API key is read from its file, never printed."""
+    body = body or sample_body(stack)
     command = shlex.join(
         [
             "curl",
@@ -76,6 +90,30 @@ def registry_record(stack: LocalStack, release: dict) -> dict:
                 "approval_description": package.get("ApprovalDescription"),
             }
     return {"model_package_arn": None, "approval_status": None}
+
+
+def autoscaling_record(stack: LocalStack) -> dict | None:
+    """The endpoint variant's scalable target and its target tracking policy, as Application Auto Scaling has them."""
+    aas = stack.client("application-autoscaling")
+    resource = f"endpoint/{stack.endpoint_name}/variant/AllTraffic"
+    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])[
+        "ScalableTargets"
+    ]
+    if not targets:
+        return None
+    policies = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)[
+        "ScalingPolicies"
+    ]
+    tracking = [p for p in policies if p["PolicyType"] == "TargetTrackingScaling"]
+    config = tracking[0]["TargetTrackingScalingPolicyConfiguration"] if tracking else {}
+    return {
+        "resource_id": resource,
+        "min_capacity": targets[0]["MinCapacity"],
+        "max_capacity": targets[0]["MaxCapacity"],
+        "policy": tracking[0]["PolicyName"] if tracking else None,
+        "metric": (config.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType"),
+        "target_value": config.get("TargetValue"),
+    }
 
 
 def left_over(stack: LocalStack, rollback_config: str | None) -> list[str]:

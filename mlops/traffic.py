@@ -18,6 +18,15 @@ from pathlib import Path
 from .release import ReleaseError
 
 IRIS_FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+
+def feature_names_of(example: str) -> tuple[str, ...]:
+    """The input columns of an example model (its slot in container/mlmodel/models), in order."""
+    from mlmodel.models import slot_named
+
+    return tuple(slot_named(example).feature_names)
+
+
 ROUTE = "/v1/invokeSagemakerAPI"
 
 

@@ -46,7 +46,10 @@ def feature_baseline(values: np.ndarray, name: str, bins: int = DEFAULT_BINS) ->
     }
 
 
-def label_baseline(labels: np.ndarray) -> dict[str, Any]:
+def label_baseline(labels: np.ndarray, problem_type: str = "classification") -> dict[str, Any]:
+    """Each class's count; for a regression, the target's statistics and bins as for a feature."""
+    if problem_type == "regression":
+        return {"kind": "numeric", **feature_baseline(np.asarray(labels, dtype=np.float64), "target")}
     classes, counts = np.unique(np.asarray(labels, dtype=str), return_counts=True)
     return {
         "kind": "classes",
@@ -59,6 +62,7 @@ def baseline_of(
     features: np.ndarray,
     labels: np.ndarray,
     feature_names: Sequence[str] | None = None,
+    problem_type: str = "classification",
     bins: int = DEFAULT_BINS,
 ) -> dict[str, Any]:
     """The metadata's ``baseline``: every feature column of ``features`` (rows, n) and the labels."""
@@ -73,5 +77,5 @@ def baseline_of(
         "rows": int(features.shape[0]),
         "bins": bins,
         "features": [feature_baseline(features[:, i], names[i], bins) for i in range(n_features)],
-        "label": label_baseline(labels),
+        "label": label_baseline(labels, problem_type),
     }

@@ -32,6 +32,22 @@ RUN_AS_ENV = "MODEL_RUN_AS"
 TRAINING_CHANNEL = "training"
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+# Which model slot `train` fits (mlmodel/models/): the image's default (Dockerfile ARG MODEL), or the training
+# job's Environment (the template's Model parameter). `serve` loads the slot metadata.json names.
+MODEL_ENV = "MLMODEL_NAME"
+DEFAULT_MODEL = "iris"
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+# metadata.json, written by `train` next to the artifact; serve, Evaluate and the approval mail read it.
+# Every slot writes these keys (other keys are the slot's own, e.g. a tree's depth):
+#   model           the slot's name ("iris", "diabetes")           serve loads with that slot
+#   problem_type    "classification" | "regression"                 Evaluate scores by it
+#   feature_names   [name, ...] in CSV column order (after the label); n_features: len(feature_names)
+#   classes         [label, ...] (classification: what the server answers)
+#   target          the predicted quantity's name (regression: the server answers a number)
+#   estimator, hyperparameters (parsed), training_files, versions, training_seconds
+#   metrics         {"training": {...}, "validation": {...}?}: accuracy for a classifier, rmse/mae/r2 for a
+#                   regressor, each with "rows"
 TREE_FILE = "tree.npz"  # the fitted tree as arrays: what serve loads, without importing scikit-learn
 
 EXIT_OK = 0

@@ -10,18 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
+from typing import Any
 
-from mlmodel.model import TreeModel
-from mlmodel.payload import (
-    CSV,
-    JSON,
-    CsvLabels,
-    InvalidPayload,
-    format_json,
-    is_csv,
-    parse_rows,
-    response_type,
-)
+from mlmodel.payload import CSV, JSON, InvalidPayload, is_csv, parse_rows, response_type
 
 PATH = "/invocations"
 CSV_UTF8 = CSV + "; charset=utf-8"
@@ -34,9 +25,8 @@ def error(status: int, message: str, **details: object) -> Answer:
 
 
 class Invocations:
-    def __init__(self, model: TreeModel | None, unavailable: str, max_bytes: int, app: WsgiApp):
-        self.model = model
-        self.csv_labels = CsvLabels(model.labels if model else [])
+    def __init__(self, model: Any, unavailable: str, max_bytes: int, app: WsgiApp):
+        self.model = model  # any slot's served model: n_features and answer(rows, media_type)
         self.unavailable = unavailable
         self.max_bytes = max_bytes
         self.app = app
@@ -75,12 +65,9 @@ class Invocations:
         try:
             rows = parse_rows(body, model.n_features)
         except InvalidPayload as invalid:
-            return error(400, str(invalid), **({"row": invalid.row} if invalid.row else {}))
-        single = rows.shape[0] == 1
-        indices = [model.predict_one(rows[0].tolist())] if single else model.predict_indices(rows)
-        if out_type == CSV:
-            return 200, CSV_UTF8, self.csv_labels.format(indices)
-        return 200, JSON, format_json([model.labels[i] for i in indices])
+            details = {"row": invalid.row} if invalid.row else {}
+            return error(400, str(invalid), expected_features=model.n_features, **details)
+        return 200, CSV_UTF8 if out_type == CSV else JSON, model.answer(rows, out_type)
 
     def read_body(self, environ: dict) -> bytes | None:
         """The request body, or None when it is over the limit (read no further than the limit)."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mlmodel.contract import METADATA_FILE, MODEL_FILE, TREE_FILE
+from mlmodel.payload import JSON, CsvLabels, format_json
 
 log = logging.getLogger(__name__)
 _LEAF = -1  # sklearn's TREE_LEAF
@@ -61,6 +62,17 @@ class TreeModel:
         self._table = self._outcome_table() if 0 < self._splits.size <= MAX_TABLE_SPLITS else None
         self._split_features = self._feature_array[self._splits].tolist()
         self._split_thresholds = list(float32_thresholds(self._threshold_array[self._splits]))
+        self._csv_labels = CsvLabels(self.labels)
+
+    def describe(self) -> str:
+        return f"a decision tree, classes {self.labels}, {self.n_features} features"
+
+    def answer(self, rows: np.ndarray, media_type: str) -> bytes:
+        """The response body for rows of features: one label per row, as CSV lines or a JSON list."""
+        indices = [self.predict_one(rows[0].tolist())] if rows.shape[0] == 1 else self.predict_indices(rows)
+        if media_type == JSON:
+            return format_json([self.labels[i] for i in indices])
+        return self._csv_labels.format(indices)
 
     def _outcome_table(self) -> np.ndarray:
         """Class index for every code. A code holds one bit per split node, the first split node in the

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from mlmodel import contract
 from mlmodel.front import BufferedFront
 from mlmodel.invocations import Invocations
-from mlmodel.model import TreeModel
+from mlmodel.models import load_served_model
 
 log = logging.getLogger("mlmodel.serve")
 APP = "mlmodel.serve:create_front()"
@@ -53,11 +53,11 @@ def create_app(model_dir: str | Path | None = None) -> Flask:
     except ValueError:
         workers = contract.available_cpus()
 
-    model: TreeModel | None = None
+    model = None
     unavailable = ""
     try:
-        model = TreeModel.load(model_dir)
-        log.info("loaded model from %s: classes %s, %d features", model_dir, model.labels, model.n_features)
+        model = load_served_model(model_dir)
+        log.info("loaded model from %s: %s", model_dir, model.describe())
     except Exception as error:
         unavailable = f"the model in {model_dir} cannot be loaded: {type(error).__name__}: {error}"
         log.error("%s", unavailable)

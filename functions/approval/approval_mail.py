@@ -12,10 +12,13 @@ from approval_pages import (
     chart_images,
     e,
     evidence_html,
-    format_accuracy,
     format_training_metrics,
+    held_out_label,
+    held_out_text,
+    is_regression,
     page,
     short_commit,
+    subject_figure,
 )
 
 
@@ -39,7 +42,12 @@ def _text_body(evidence: dict[str, Any], approve_url: str, reject_url: str, expi
         f"Image:             {release.get('image_uri')}",
         f"Training job:      {training.get('job_name')}",
         f"Training metrics:  {format_training_metrics(evaluation.get('training_metrics'))}",
-        f"Held-out accuracy: {format_accuracy(evaluation.get('accuracy'), evaluation.get('rows'))}",
+        f"{held_out_label(evaluation) + ':':<19}{held_out_text(evaluation)}",
+        *(
+            [f"Quality gate:      {evaluation['gate']['reason']}"]
+            if (evaluation.get("gate") or {}).get("reason")
+            else []
+        ),
         f"Current endpoint:  {champion_text(evaluation)}",
         f"Report:            {evaluation.get('report_uri')}",
         f"Model package:     {evidence.get('model_package_arn')}",
@@ -47,9 +55,12 @@ def _text_body(evidence: dict[str, Any], approve_url: str, reject_url: str, expi
     if evaluation.get("predictions_object"):
         lines.append(f"Predictions:       {evaluation['predictions_object']}")
         lines.append(f"                   ({FRESH_LINK_NOTE})")
+    if not is_regression(evaluation):
+        lines += [
+            "",
+            confusion_matrix_text(evaluation.get("labels") or [], evaluation.get("confusion_matrix") or []),
+        ]
     lines += [
-        "",
-        confusion_matrix_text(evaluation.get("labels") or [], evaluation.get("confusion_matrix") or []),
         "",
         "Each link opens a confirmation page; nothing is decided until you submit it.",
         "",
@@ -90,8 +101,7 @@ def build_approval_mail(
     evaluation = evidence.get("evaluation") or {}
     message = EmailMessage()
     message["Subject"] = (
-        f"Approve release {short_commit(evidence.get('release') or {})}? "
-        f"Held-out accuracy {format_accuracy(evaluation.get('accuracy'))}"
+        f"Approve release {short_commit(evidence.get('release') or {})}? {subject_figure(evaluation)}"
     )
     message["From"] = sender
     message["To"] = recipient

@@ -46,6 +46,43 @@ def format_accuracy(accuracy: Any, rows: Any = None) -> str:
     return f"{text} on {rows} rows" if rows is not None else text
 
 
+def is_regression(evaluation: dict[str, Any]) -> bool:
+    return evaluation.get("problem_type") == "regression"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def format_regression(figures: dict[str, Any], rows: Any = None) -> str:
+    """RMSE, MAE and R² of a regression (the model's own units for the first two)."""
+    if not _number(figures.get("rmse")):
+        return "n/a"
+    text = f"RMSE {figures['rmse']:.4g}, MAE {figures.get('mae', 0):.4g}, R² {figures.get('r2', 0):.4f}"
+    return f"{text} on {rows} rows" if rows is not None else text
+
+
+def held_out_label(evaluation: dict[str, Any]) -> str:
+    return "Held-out metrics" if is_regression(evaluation) else "Held-out accuracy"
+
+
+def held_out_text(evaluation: dict[str, Any]) -> str:
+    """The model's held-out figures, by its problem type (metadata.json's, as Evaluate read it)."""
+    if is_regression(evaluation):
+        target = (evaluation.get("model") or {}).get("target")
+        figures = format_regression(evaluation.get("metrics") or {}, evaluation.get("rows"))
+        return figures + (f" (target: {target})" if target else "")
+    return format_accuracy(evaluation.get("accuracy"), evaluation.get("rows"))
+
+
+def subject_figure(evaluation: dict[str, Any]) -> str:
+    """The one figure a subject line has room for: held-out accuracy, or a regression's RMSE."""
+    if is_regression(evaluation):
+        rmse = (evaluation.get("metrics") or {}).get("rmse")
+        return f"Held-out RMSE {rmse:.4g}" if _number(rmse) else "Held-out RMSE n/a"
+    return f"Held-out accuracy {format_accuracy(evaluation.get('accuracy'))}"
+
+
 def page(title: str, body: str) -> str:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -94,11 +131,17 @@ def champion_text(evaluation: dict[str, Any]) -> str:
     config = champion.get("endpoint_config") or "unknown config"
     if champion.get("error"):
         return f"The serving endpoint ({config}) could not be scored: {champion['error']}"
-    ours, theirs = evaluation.get("accuracy"), champion.get("accuracy")
+    if is_regression(evaluation):
+        gate = evaluation.get("gate") or {}
+        metric, label = gate.get("metric") or "rmse", gate.get("label") or "RMSE"
+        ours, theirs = (evaluation.get("metrics") or {}).get(metric), champion.get(metric)
+        scored = format_regression(champion, champion.get("rows"))
+    else:
+        label, ours, theirs = "", evaluation.get("accuracy"), champion.get("accuracy")
+        scored = format_accuracy(theirs, champion.get("rows"))
     delta = ""
-    if isinstance(ours, int | float) and isinstance(theirs, int | float):
-        delta = f"; this release {ours - theirs:+.4f}"
-    scored = format_accuracy(theirs, champion.get("rows"))
+    if _number(ours) and _number(theirs):
+        delta = f"; this release {label + ' ' if label else ''}{ours - theirs:+.4f}"
     return f"The serving endpoint ({config}) scores {scored} on the same held-out rows{delta}."
 
 
@@ -110,8 +153,14 @@ def format_training_metrics(metrics: dict[str, Any] | None) -> str:
         parts.append(
             f"training accuracy {metrics['training_accuracy']:.4f} on {metrics.get('rows', '?')} rows"
         )
+    if _number(metrics.get("rmse")):
+        parts.append(f"training {format_regression(metrics, metrics.get('rows', '?'))}")
     cv = metrics.get("cross_validation") or {}
-    if cv:
+    if cv and "rmse" in cv:
+        parts.append(
+            f"{cv.get('folds')}-fold cross-validation RMSE {cv['rmse']:.4g} ± {cv.get('std', 0):.4g}"
+        )
+    elif cv:
         parts.append(
             f"{cv.get('folds')}-fold cross-validation {cv.get('accuracy', 0):.4f} ± {cv.get('std', 0):.4f}"
         )
@@ -180,7 +229,12 @@ def evidence_html(
         ("Image", e(release.get("image_uri"))),
         ("Training job", e(training.get("job_name"))),
         ("Training metrics", e(format_training_metrics(evaluation.get("training_metrics")))),
-        ("Held-out accuracy", e(format_accuracy(evaluation.get("accuracy"), evaluation.get("rows")))),
+        (held_out_label(evaluation), e(held_out_text(evaluation))),
+        *(
+            [("Quality gate", e(evaluation["gate"]["reason"]))]
+            if (evaluation.get("gate") or {}).get("reason")
+            else []
+        ),
         ("Current endpoint", e(champion_text(evaluation))),
         ("Evaluation report", e(evaluation.get("report_uri"))),
         ("Model package", e(evidence.get("model_package_arn"))),
@@ -196,7 +250,11 @@ def evidence_html(
     elif evaluation.get("predictions_object"):
         items.append(("Predictions", f"{e(evaluation['predictions_object'])}: {e(FRESH_LINK_NOTE)}"))
     listing = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
-    matrix = confusion_matrix_html(evaluation.get("labels") or [], evaluation.get("confusion_matrix") or [])
+    matrix = (
+        ""
+        if is_regression(evaluation)
+        else confusion_matrix_html(evaluation.get("labels") or [], evaluation.get("confusion_matrix") or [])
+    )
     return f"<dl>{listing}</dl>{matrix}{charts_html(chart_sources or {}, evaluation)}"
 
 

@@ -1,8 +1,11 @@
-"""Scores a batch transform: accuracy and confusion matrix of the candidate, and of the serving endpoint.
+"""Scores a batch transform by the model's problem type, and the serving endpoint beside it; applies the gate.
 
 The transform joins each input row to its prediction and keeps `$[0,-1]`, so every output line is
-`label,prediction`. The serving endpoint (the champion), when in service, is asked about the same held-out
-rows so the approver can compare.
+`label,prediction`. metadata.json in the model archive says what the model is: a classifier is scored by
+accuracy, confusion matrix and per-class figures, a regressor by RMSE, MAE and R². The serving endpoint (the
+champion), when in service, is asked about the same held-out rows so the approver can compare. The quality
+gate's metric, threshold and direction come from the template (GateMetric, GateThreshold, GateDirection):
+this function resolves them against the model's metrics; the state machine's QualityGate compares.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tarfile
 from collections.abc import Iterable, Iterator
@@ -46,6 +50,19 @@ class NoPredictionsError(EvaluationError):
 
 class MalformedTestDataError(EvaluationError):
     pass
+
+
+class GateSettingError(EvaluationError):
+    """A quality gate setting that does not fit the model (its message names the template parameter)."""
+
+
+CLASSIFICATION, REGRESSION = "classification", "regression"
+# Each problem type's metrics and which way is better.
+GATE_METRICS = {
+    CLASSIFICATION: {"accuracy": "higher"},
+    REGRESSION: {"rmse": "lower", "mae": "lower", "r2": "higher"},
+}
+METRIC_LABELS = {"accuracy": "accuracy", "rmse": "RMSE", "mae": "MAE", "r2": "R²"}
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -119,6 +136,88 @@ def scores(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
+def regression_scores(pairs: list[tuple[str, str]], where: str = "the predictions") -> dict[str, Any]:
+    """RMSE, MAE and R² of (true value, predicted value) pairs."""
+    values: list[tuple[float, float]] = []
+    for number, (true, predicted) in enumerate(pairs, start=1):
+        try:
+            values.append((float(true), float(predicted)))
+        except ValueError:
+            raise MalformedPredictionsError(
+                f"{where} row {number}: a regression's label and prediction are numbers, got {true[:24]!r}, "
+                f"{predicted[:24]!r}"
+            ) from None
+    n = len(values)
+    if not n:
+        return {"rmse": 0.0, "mae": 0.0, "r2": 0.0, "rows": 0}
+    mean = sum(true for true, _ in values) / n
+    squared = sum((predicted - true) ** 2 for true, predicted in values)
+    spread = sum((true - mean) ** 2 for true, _ in values)
+    return {
+        "rmse": round(math.sqrt(squared / n), 4),
+        "mae": round(sum(abs(predicted - true) for true, predicted in values) / n, 4),
+        "r2": round(1 - squared / spread, 4) if spread else 0.0,
+        "rows": n,
+    }
+
+
+def scores_for(
+    problem_type: str, pairs: list[tuple[str, str]], where: str = "the predictions"
+) -> dict[str, Any]:
+    if problem_type == REGRESSION:
+        return {**regression_scores(pairs, where), "accuracy": None, "labels": None, "confusion_matrix": None}
+    return scores(pairs)
+
+
+def headline(problem_type: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The problem type's metrics (what the gate, the mail and the summary show)."""
+    return {name: result.get(name) for name in GATE_METRICS[problem_type]}
+
+
+def quality_gate(
+    settings: dict[str, Any] | None, problem_type: str, result: dict[str, Any]
+) -> dict[str, Any]:
+    """The gate's metric, value, threshold and direction for this model, and the sentence that explains it."""
+    settings = settings or {}
+    metric = str(settings.get("metric") or "accuracy").strip().lower()
+    natural = GATE_METRICS[problem_type]
+    if metric not in natural:
+        raise GateSettingError(
+            f"GateMetric {metric!r} is not a metric of a {problem_type} model: choose {' or '.join(natural)}"
+        )
+    label = METRIC_LABELS[metric]
+    text = str(settings.get("threshold") or "").strip()
+    if text:
+        try:
+            threshold = float(text)
+        except ValueError:
+            raise GateSettingError(f"GateThreshold {text!r} is not a number") from None
+    elif metric == "accuracy":
+        threshold = float(settings.get("min_accuracy", 0.9))  # MinAccuracy, as before GateThreshold existed
+    else:
+        raise GateSettingError(
+            f"GateThreshold is empty: set the {label} a release must reach (GateMetric={metric})"
+        )
+    direction = str(settings.get("direction") or "auto").strip().lower()
+    if direction == "auto":
+        direction = natural[metric]
+    if direction not in ("higher", "lower"):
+        raise GateSettingError(f"GateDirection {direction!r} must be higher, lower or auto")
+    value = result[metric]
+    passed = value >= threshold if direction == "higher" else value <= threshold
+    better = "" if direction == "higher" else "lower is better; "
+    verdict = "meets" if passed else ("is below" if direction == "higher" else "is above")
+    return {
+        "metric": metric,
+        "label": label,
+        "value": value,
+        "threshold": threshold,
+        "direction": direction,
+        "passed": passed,
+        "reason": f"held-out {label} {value} {verdict} the gate {threshold:g} ({better}{result['rows']} rows)",
+    }
+
+
 def read_predictions(predictions_uri: str) -> tuple[str, list[str], list[tuple[str, str]]]:
     bucket, prefix = parse_s3_uri(predictions_uri)
     # The transform writes <S3OutputPath>/<input key>.out; the slash keeps job-1 from matching job-10.
@@ -185,8 +284,10 @@ def predict(endpoint_name: str, rows: list[str]) -> list[str]:
 
 
 @tracer.capture_method
-def score_champion(endpoint_name: str, test_uri: str) -> dict[str, Any] | None:
-    """The serving endpoint's accuracy on the held-out rows, or None when nothing is in service."""
+def score_champion(
+    endpoint_name: str, test_uri: str, problem_type: str = CLASSIFICATION
+) -> dict[str, Any] | None:
+    """The serving endpoint's metrics on the held-out rows, or None when nothing is in service."""
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as exc:
@@ -206,14 +307,16 @@ def score_champion(endpoint_name: str, test_uri: str) -> dict[str, Any] | None:
         predictions: list[str] = []
         for chunk in chunks((features for _, features in rows), MAX_INVOKE_BYTES):
             predictions += predict(endpoint_name, chunk)
+        pairs = [(label, predicted) for (label, _), predicted in zip(rows, predictions, strict=True)]
+        result = scores_for(problem_type, pairs, f"the champion {endpoint_name}'s answers")
     except (ClientError, BotoCoreError, EvaluationError, UnicodeDecodeError, csv.Error) as exc:
         # A broken champion is a reason to replace it, not to stop the release: the approver sees why.
         logger.warning(
             "champion could not be scored", extra={"endpoint_name": endpoint_name, "error": str(exc)}
         )
-        return {"endpoint_config": config, "accuracy": None, "rows": 0, "error": str(exc)[:500]}
-    result = scores([(label, predicted) for (label, _), predicted in zip(rows, predictions, strict=True)])
-    return {"endpoint_config": config, "accuracy": result["accuracy"], "rows": result["rows"]}
+        failed = dict.fromkeys(GATE_METRICS[problem_type])
+        return {"endpoint_config": config, **failed, "rows": 0, "error": str(exc)[:500]}
+    return {"endpoint_config": config, **headline(problem_type, result), "rows": result["rows"]}
 
 
 def write_report(transform_job: str, report: dict[str, Any]) -> str:
@@ -227,8 +330,8 @@ def write_report(transform_job: str, report: dict[str, Any]) -> str:
     return f"s3://{ARTIFACT_BUCKET}/{key}"
 
 
-def training_metrics(model_data_uri: str | None) -> dict[str, Any] | None:
-    """What train recorded about the fit (metadata.json in model.tar.gz), for the approver; None if unreadable."""
+def read_metadata(model_data_uri: str | None) -> dict[str, Any] | None:
+    """metadata.json from model.tar.gz (its schema: container/mlmodel/contract.py); None if unreadable."""
     if not model_data_uri:
         return None
     try:
@@ -238,10 +341,20 @@ def training_metrics(model_data_uri: str | None) -> dict[str, Any] | None:
             member = tar.extractfile("metadata.json")
             metadata = json.loads(member.read()) if member else {}
     except (ClientError, tarfile.TarError, KeyError, ValueError) as exc:
-        logger.warning("no training metrics", extra={"reason": type(exc).__name__})
+        logger.warning("no model metadata", extra={"reason": type(exc).__name__})
+        return None
+    return metadata if isinstance(metadata, dict) else None
+
+
+def training_metrics(
+    model_data_uri: str | None, metadata: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """What train recorded about the fit, for the approver; None if unreadable."""
+    metadata = metadata if metadata is not None else read_metadata(model_data_uri)
+    if metadata is None:
         return None
     training = metadata.get("metrics", {}).get("training") or {}
-    keep = ("rows", "training_accuracy", "tree_depth", "tree_leaves", "cross_validation")
+    keep = ("rows", "training_accuracy", "rmse", "mae", "r2", "tree_depth", "tree_leaves", "cross_validation")
     return {k: training[k] for k in keep if k in training}
 
 
@@ -251,13 +364,32 @@ def evaluate(event: dict[str, Any]) -> dict[str, Any]:
     names = event.get("names") or {}
     transform_job = names.get("transform_job") or predictions_uri.rstrip("/").rsplit("/", 1)[-1]
     bucket, keys, pairs = read_predictions(predictions_uri)
-    result = scores(pairs)
+    metadata = read_metadata(event.get("model_data")) or {}
+    problem_type = metadata.get("problem_type") or CLASSIFICATION
+    if problem_type not in GATE_METRICS:
+        raise EvaluationError(
+            f"metadata.json's problem_type {problem_type!r} is neither {' nor '.join(GATE_METRICS)}"
+        )
+    result = scores_for(problem_type, pairs)
+    metrics = headline(problem_type, result)
+    gate = quality_gate(event.get("gate"), problem_type, result)
     champion = (
-        score_champion(event["endpoint_name"], event["test_uri"]) if event.get("endpoint_name") else None
+        score_champion(event["endpoint_name"], event["test_uri"], problem_type)
+        if event.get("endpoint_name")
+        else None
     )
+    model = {
+        "name": metadata.get("model"),
+        "problem_type": problem_type,
+        "n_features": metadata.get("n_features"),
+        "target": metadata.get("target"),
+    }
 
     report = {
         **result,
+        "problem_type": problem_type,
+        "model": model,
+        "gate": gate,
         "champion": champion,
         "transform_job": transform_job,
         "predictions_uri": predictions_uri,
@@ -272,19 +404,24 @@ def evaluate(event: dict[str, Any]) -> dict[str, Any]:
         "evaluated",
         extra={
             "transform_job": transform_job,
-            "accuracy": result["accuracy"],
+            **metrics,
             "rows": result["rows"],
-            "champion_accuracy": champion and champion.get("accuracy"),
+            "gate_passed": gate["passed"],
+            "champion": champion and headline(problem_type, champion),
         },
     )
     return {
         **result,
+        "problem_type": problem_type,
+        "model": model,
+        "metrics": metrics,
+        "gate": gate,
         "report_uri": report_uri,
         # Not a presigned link: one signed here would expire with this function's session credentials,
         # hours before the approval does. The approval page presigns this object each time it opens.
         "predictions_object": f"s3://{bucket}/{keys[0]}",
         "champion": champion,
-        "training_metrics": training_metrics(event.get("model_data")),
+        "training_metrics": training_metrics(event.get("model_data"), metadata or None),
     }
 
 

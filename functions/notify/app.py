@@ -36,8 +36,8 @@ NEXT_STEPS = {
         "the object and line. Fix the model server's output and push a new commit."
     ),
     "quality_gate": (
-        "The model is below the accuracy gate; nobody was asked to approve it. Improve the model or its "
-        "data and push a new commit."
+        "The model misses the quality gate (GateMetric against GateThreshold); nobody was asked to approve "
+        "it. Improve the model or its data and push a new commit."
     ),
     "approval": (
         "If it was rejected, address the reviewer's reason and push a new commit. If nobody decided in "
@@ -102,6 +102,31 @@ def format_accuracy(evaluation: dict[str, Any] | None) -> str:
     return f"{accuracy:.4f} ({accuracy:.2%})" + (f" on {rows} held-out rows" if rows is not None else "")
 
 
+def held_out_line(evaluation: dict[str, Any]) -> str:
+    """The release's held-out figure: accuracy for a classifier, the gate's metric for a regression."""
+    gate = evaluation.get("gate") or {}
+    if evaluation.get("problem_type") == "regression" and isinstance(gate.get("value"), int | float):
+        rows = evaluation.get("rows")
+        return f"Held-out {gate.get('label', gate.get('metric'))}: {gate['value']:.4g}" + (
+            f" on {rows} held-out rows" if rows is not None else ""
+        )
+    return f"Held-out accuracy: {format_accuracy(evaluation)}"
+
+
+def example_body(evaluation: dict[str, Any]) -> tuple[str, str]:
+    """The curl's body and what it answers, for the released model (metadata.json's, through Evaluate)."""
+    model = evaluation.get("model") or {}
+    if model.get("problem_type") == "regression" or evaluation.get("problem_type") == "regression":
+        count = model.get("n_features") or "its"
+        return f'{{"data":"<{count} comma-separated numbers>"}}', 'It answers {"result": <number>}.'
+    if model.get("n_features") not in (None, 4):
+        return (
+            f'{{"data":"<{model["n_features"]} comma-separated numbers>"}}',
+            'It answers {"result": "<class>"}.',
+        )
+    return EXAMPLE_BODY, 'It answers {"result": "<class>"}.'
+
+
 def success_message(event: dict[str, Any]) -> tuple[str, str]:
     release = event.get("release") or {}
     approval = event.get("approval") or {}
@@ -117,19 +142,24 @@ def success_message(event: dict[str, Any]) -> tuple[str, str]:
         "",
         f"Commit:            {release.get('commit', 'unknown')}",
         f"Image:             {release.get('image_uri', 'unknown')}",
-        f"Held-out accuracy: {format_accuracy(evaluation)}",
+        held_out_line(evaluation),
     ]
+    body, answers = example_body(evaluation)
     if isinstance(champion.get("accuracy"), int | float):
         lines.append(f"Previous model:    {format_accuracy(champion)} ({champion.get('endpoint_config')})")
+    metric = (evaluation.get("gate") or {}).get("metric")
+    if evaluation.get("problem_type") == "regression" and isinstance(champion.get(metric), int | float):
+        label = evaluation["gate"].get("label", metric)
+        lines.append(f"Previous model:    {label} {champion[metric]:.4g} ({champion.get('endpoint_config')})")
     lines += [
         f"Approved by:       {approval.get('approver', 'unknown')}{reason}"
         + (f" at {approval['decided_at']}" if approval.get("decided_at") else ""),
         "",
         "Try it:",
         "",
-        *try_it(api_url),
+        *try_it(api_url, body),
         "",
-        'It answers {"result": "<class>"}.',
+        answers,
         *promotion_lines(event.get("model_package_arn")),
     ]
     return subject, "\n".join(lines)
@@ -150,16 +180,16 @@ def promotion_lines(model_package_arn: str | None) -> list[str]:
     return lines
 
 
-def try_it(api_url: str) -> list[str]:
+def try_it(api_url: str, body: str = EXAMPLE_BODY) -> list[str]:
     curl = "curl -X POST \"$API/v1/invokeSagemakerAPI\" -H 'Content-Type: application/json'"
     if INFERENCE_AUTH == "API_KEY":
         key_id = INFERENCE_API_KEY_ID or "<the stack's InferenceApiKeyId output>"
         return [
             f"API={api_url}",
             f"API_KEY=$(aws apigateway get-api-key --api-key {key_id} --include-value --query value --output text)",
-            f"{curl} -H \"x-api-key: $API_KEY\" -d '{EXAMPLE_BODY}'",
+            f"{curl} -H \"x-api-key: $API_KEY\" -d '{body}'",
         ]
-    lines = [f"API={api_url}", f"{curl} -d '{EXAMPLE_BODY}'"]
+    lines = [f"API={api_url}", f"{curl} -d '{body}'"]
     if INFERENCE_AUTH == "IAM":
         lines += [
             "",

@@ -43,6 +43,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_factory,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+    StateTaskService,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
     StateTaskServiceAwsSdk,
 )
@@ -85,6 +88,9 @@ _SYNC_RULES = {
     "describe_transform_job": "StepFunctionsGetEventsForSageMakerTransformJobsRule",
     "describe_processing_job": "StepFunctionsGetEventsForSageMakerProcessingJobsRule",
 }
+# AWS SDK integrations name a service by its SDK id, lower case without spaces; where botocore names it otherwise
+# (Step Functions developer guide, "AWS SDK service integrations": arn:aws:states:::aws-sdk:applicationautoscaling:…).
+SDK_SERVICE_NAMES = {"applicationautoscaling": "application-autoscaling"}
 _TERMINAL_OK = {"Completed"}
 _TERMINAL_BAD = {"Failed", "Stopped"}
 
@@ -125,7 +131,7 @@ def _sdk_error_service_name(original: Callable) -> staticmethod:
         if name != service_name:  # moto knows this service's name (DynamoDb, Sfn)
             return name
         try:
-            return _service_id(service_name)
+            return _service_id(SDK_SERVICE_NAMES.get(service_name, service_name))
         except UnknownServiceError:
             return name
 
@@ -418,6 +424,8 @@ def install(
             if interpreter and module.__dict__.get("boto_client_for") is boto_client_for:
                 _patch(module, "boto_client_for", _client_for)
     _patch(StepFunctionResponse, "send_task_failure", _send_task_failure_with_cause)
+    overrides = _original(StateTaskService, "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES")
+    _patch(StateTaskService, "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES", {**overrides, **SDK_SERVICE_NAMES})
     stop = StepFunctionsParserBackend.stop_execution  # inherited from moto's plain backend
     _patch_inherited(StepFunctionsParserBackend, "stop_execution", _stop_execution_at_once(stop))
     _patch(

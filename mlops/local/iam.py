@@ -308,7 +308,7 @@ def authorize_call(
     own = [str(a) for a in arns] + (["*"] if arns.unresolved else [])
     base = {**request_context(action, params, region, account), **(context or {})}
     wanted = [(action, own, base)]
-    for implied in implied_actions(service, operation, params):
+    for implied in implied_actions(service, operation, params, account):
         resources = own if implied.resources is None else list(implied.resources)
         wanted.append((implied.action, resources, {**base, **implied.context}))
     checks, contexts, unevaluated = [], [], [f"{action}: resource {u}" for u in arns.unresolved]

@@ -160,7 +160,9 @@ def _role_arns(value: Any, key: str = "") -> Iterator[str]:
         yield value
 
 
-def implied_actions(service: str, operation: str, params: Mapping[str, Any]) -> list[ImpliedAction]:
+def implied_actions(
+    service: str, operation: str, params: Mapping[str, Any], account: str | None = None
+) -> list[ImpliedAction]:
     """The authorisations AWS adds to a call's own action.
 
     - iam:PassRole on each role ARN the call passes, where the action lists iam:PassRole as a dependent
@@ -168,6 +170,8 @@ def implied_actions(service: str, operation: str, params: Mapping[str, Any]) -> 
       CreateFunction; not CreateTransformJob, which uses the model's role), with iam:PassedToService.
     - the service's AddTags/TagResource when a create call carries Tags and lists that as dependent.
     - s3:GetObject on the source of CopyObject / UploadPartCopy.
+    - iam:CreateServiceLinkedRole of Application Auto Scaling's role for the namespace a target is registered
+      in (with `account`).
     """
     action = action_for(service, operation, params)
     operation = _operation_names(service)[operation.lower()]
@@ -182,6 +186,17 @@ def implied_actions(service: str, operation: str, params: Mapping[str, Any]) -> 
     tagging = sorted(d for d in dependent if d.lower() in {f"{prefix}:addtags", f"{prefix}:tagresource"})
     if tagging and params.get("Tags"):
         implied.append(ImpliedAction(tagging[0], None))
+    if prefix == "application-autoscaling" and operation == "RegisterScalableTarget":
+        # Registering a target creates the service's service-linked role on first use, as the caller
+        # (Application Auto Scaling user guide, "Service-linked roles"); checked on every registration.
+        namespace = params.get("ServiceNamespace")
+        service = f"{namespace}.application-autoscaling.amazonaws.com"
+        role = _SERVICE_LINKED_ROLES.get(namespace)
+        if role and account:
+            arn = f"arn:aws:iam::{account}:role/aws-service-role/{service}/{role}"
+            implied.append(
+                ImpliedAction("iam:CreateServiceLinkedRole", (arn,), {"iam:AWSServiceName": service})
+            )
     if prefix == "s3" and operation in {"CopyObject", "UploadPartCopy"}:
         source = params.get("CopySource")
         if isinstance(source, Mapping):
@@ -190,6 +205,10 @@ def implied_actions(service: str, operation: str, params: Mapping[str, Any]) -> 
             bucket_key = source.lstrip("/").split("?", 1)[0]
             implied.append(ImpliedAction("s3:GetObject", (f"arn:aws:s3:::{bucket_key}",)))
     return implied
+
+
+# Application Auto Scaling's service-linked role per service namespace (its user guide, "Service-linked roles").
+_SERVICE_LINKED_ROLES = {"sagemaker": "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"}
 
 
 def access_denied_code(service: str) -> str:
@@ -238,4 +257,7 @@ def request_context(
             context["s3:prefix"] = params.get("Prefix")
     if action == "cloudwatch:PutMetricData":
         context["cloudwatch:namespace"] = params.get("Namespace")
+    if prefix == "application-autoscaling":
+        context["application-autoscaling:service-namespace"] = params.get("ServiceNamespace")
+        context["application-autoscaling:scalable-dimension"] = params.get("ScalableDimension")
     return context

@@ -1,5 +1,7 @@
 """Imported first by the engine: moto's Step Functions interpreter and CloudFormation without moto's EC2 model."""
 
+from __future__ import annotations
+
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -65,6 +67,24 @@ class _StandIn(types.ModuleType):
         return value
 
 
+class _Deferred:
+    """``module.name``, imported when something of it is used: ``x[a][b]`` is deferred too, an attribute is not."""
+
+    def __init__(self, module: str, name: str, keys: tuple = ()) -> None:
+        self._module, self._name, self._keys = module, name, keys
+
+    def __getitem__(self, key) -> _Deferred:
+        return _Deferred(self._module, self._name, (*self._keys, key))
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        value = getattr(importlib.import_module(self._module), self._name)
+        for key in self._keys:
+            value = value[key]
+        return getattr(value, attribute)
+
+
 class _StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, packages: tuple[str, ...]) -> None:
         self.packages = packages
@@ -82,9 +102,10 @@ class _StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 def import_cloudformation_without_unused_models() -> None:
-    """Imports ``moto.cloudformation.parsing`` with stand-ins for the models in CLOUDFORMATION_UNUSED (types the
-    local stacks cannot then create), then forgets the stand-ins, so a later ``import moto.ec2`` loads the real
-    one. Nothing happens if moto's CloudFormation or any of those models is loaded already."""
+    """Imports ``moto.cloudformation.parsing`` (and Application Auto Scaling's model) with stand-ins for the
+    models in CLOUDFORMATION_UNUSED (types the local stacks cannot then create), then forgets the stand-ins, so
+    a later ``import moto.ec2`` loads the real one. Nothing happens if moto's CloudFormation or any of those
+    models is loaded already."""
     if "moto.cloudformation.parsing" in sys.modules or any(p in sys.modules for p in CLOUDFORMATION_UNUSED):
         return
     finder = _StandInFinder(CLOUDFORMATION_UNUSED)
@@ -92,6 +113,10 @@ def import_cloudformation_without_unused_models() -> None:
     try:
         importlib.import_module("moto.cloudformation.parsing")
         importlib.import_module("moto.cloudformation.responses")
+        # Application Auto Scaling's model imports moto's ECS (and with it EC2: two seconds) only to check ECS
+        # targets; the state machine registers SageMaker ones. Its backends get ECS's when they touch it.
+        autoscaling = importlib.import_module("moto.applicationautoscaling.models")
+        autoscaling.ecs_backends = _Deferred("moto.ecs", "ecs_backends")
     finally:
         sys.meta_path.remove(finder)
         for name in [n for n in sys.modules if finder.find_spec(n, None)]:

@@ -210,6 +210,7 @@ class LocalSageMaker:
                     job.algorithm_specification["TrainingImage"],
                     base,
                     base / "train.log",
+                    env=getattr(job, "environment", None),
                     max_runtime=max_runtime,
                     stop=self._shutting_down,
                 )
@@ -456,7 +457,10 @@ class LocalSageMaker:
             return (
                 200,
                 {
-                    "Content-Type": resp_headers.get("Content-Type", "text/csv"),
+                    # the container's own Content-Type, as SageMaker passes it on (header names in any case)
+                    "Content-Type": {k.lower(): v for k, v in resp_headers.items()}.get(
+                        "content-type", "text/csv"
+                    ),
                     "x-Amzn-Invoked-Production-Variant": "AllTraffic",
                 },
                 payload,
@@ -523,6 +527,7 @@ def container_of(backend: SageMakerModelBackend, model_name: str) -> dict[str, A
 # -- moto seams --------------------------------------------------------------------------------------------
 _originals: dict[str, Any] = {}
 _INHERITED = object()  # the patched name was not the class's own: uninstall deletes it again
+_REQUEST = threading.local()  # what a response handler read that moto's backend method does not take
 
 
 def _active() -> LocalSageMaker:
@@ -536,9 +541,19 @@ def _create_training_job(self, *args, **kwargs):
     asked = list((kwargs.get("algorithm_specification") or {}).get("MetricDefinitions") or [])
     job = _originals["SageMakerModelBackend.create_training_job"](self, *args, **kwargs)
     job.algorithm_specification["MetricDefinitions"] = asked
+    job.environment = dict(getattr(_REQUEST, "environment", None) or {})  # moto drops it: train runs with it
     job.final_metric_data_list = []
     _active().start_training(job)
     return job
+
+
+def _response_create_training_job(self) -> ActionResult:
+    """moto's handler without the parameter it ignores: the job's Environment (the model slot to train)."""
+    _REQUEST.environment = self._get_param("Environment") or {}
+    try:
+        return _originals["SageMakerResponse.create_training_job"](self)
+    finally:
+        _REQUEST.environment = None
 
 
 def _create_transform_job(self, *args, **kwargs):
@@ -599,6 +614,7 @@ def _create_model_maybe_throttled(self):
 
 _PATCHES = (
     (SageMakerModelBackend, "create_training_job", _create_training_job),
+    (SageMakerResponse, "create_training_job", _response_create_training_job),
     (SageMakerModelBackend, "create_transform_job", _create_transform_job),
     (SageMakerModelBackend, "create_endpoint", _create_endpoint),
     (SageMakerModelBackend, "describe_endpoint", _describe_endpoint),

@@ -49,14 +49,14 @@ def program_env(base: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, BASE_DIR_ENV: str(base), **extra}
 
 
-def run_train(base: Path, hyperparameters: dict | None = None) -> subprocess.CompletedProcess:
+def run_train(base: Path, hyperparameters: dict | None = None, **env: str) -> subprocess.CompletedProcess:
     paths = Paths(base)
     paths.config_dir.mkdir(parents=True, exist_ok=True)
     paths.hyperparameters_file.write_text(json.dumps(hyperparameters or {}))
     paths.input_data_config_file.write_text(json.dumps({"training": {"ContentType": "text/csv"}}))
     return subprocess.run(
         [sys.executable, str(BIN / "train")],
-        env=program_env(base),
+        env=program_env(base, **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -382,3 +382,45 @@ def test_a_body_announced_over_the_limit_is_413_json_without_being_read(server):
     sock.close()
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert "over 6 MB" in json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+
+
+# --- the second example: a regression in the same programs ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def diabetes_server(tmp_path_factory):
+    from mlops.data import write_split
+
+    train_csv, _ = write_split("diabetes", tmp_path_factory.mktemp("diabetes-data"))
+    base = base_with_training_data(tmp_path_factory.mktemp("diabetes-ml"), train_csv)
+    result = run_train(base, {"n_estimators": "100"}, MLMODEL_NAME="diabetes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    server = Server(base, tmp_path_factory.mktemp("diabetes-logs") / "serve.log")
+    try:
+        assert server.wait_until_listening() == 200
+        yield base, server
+    finally:
+        server.stop()
+
+
+def test_the_diabetes_slot_trains_as_a_process_and_records_a_regression(diabetes_server):
+    base, _ = diabetes_server
+    metadata = json.loads((Paths(base).model_dir / METADATA_FILE).read_text())
+    assert (metadata["model"], metadata["problem_type"], metadata["n_features"]) == (
+        "diabetes",
+        "regression",
+        10,
+    )
+    assert metadata["hyperparameters"]["n_estimators"] == 100
+
+
+def test_the_diabetes_server_answers_numbers_and_refuses_four_features_naming_ten(diabetes_server):
+    _, server = diabetes_server
+    row = b"59,2,32.1,101,157,93.2,38,4,4.8598,87"
+    status, content_type, body = server.post_csv(row + b"\n" + row, Accept="application/json")
+    assert (status, content_type) == (200, "application/json")
+    values = json.loads(body)
+    assert len(values) == 2 and values[0] == values[1] and 25 <= values[0] <= 346
+    status, _, body = server.post_csv(b"4.5,1.3,0.3,0.3")
+    assert status == 400
+    assert json.loads(body)["expected_features"] == 10 and "expected 10" in json.loads(body)["error"]

@@ -26,7 +26,8 @@ from mlops.local.runners import free_port
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-TAG = "localhost/sagemaker-sfn-mlops-model:test"
+# Several checkouts on one machine share the engine's store: each may test its own tag.
+TAG = os.environ.get("MLOPS_TEST_IMAGE_TAG") or "localhost/sagemaker-sfn-mlops-model:test"
 # What the image adds to its base (Python and the OS). On python:3.11-slim (about 130 MB) this keeps the
 # image under 400 MB; today it adds about 220 MB.
 MAX_ADDED_BYTES = 240 * 1000**2
@@ -156,6 +157,57 @@ def test_train_then_serve_in_the_image_predicts_setosa(image, ml_dir):
         assert server.wait(timeout=30) == 0
         # gunicorn's master gave up root before it started (its workers are forked from it).
         assert "serve: running as model (uid 1000)" in server.stdout.read().decode()
+    finally:
+        if server.poll() is None:
+            subprocess.run(images.engine().argv("rm", "--force", name), capture_output=True, check=False)
+            server.kill()
+        server.wait()
+
+
+def test_the_diabetes_slot_trains_in_the_image_when_the_job_names_it_and_serves_numbers(image, tmp_path):
+    from mlops.data import write_split
+
+    paths = Paths(tmp_path / "ml")
+    write_split("diabetes", paths.channel_dir("training"))
+    (paths.channel_dir("training") / "test.csv").unlink()
+    paths.config_dir.mkdir(parents=True)
+    paths.hyperparameters_file.write_text(json.dumps({"n_estimators": "50"}))
+    trained = subprocess.run(
+        images.run_args(image, "train", base_dir=paths.base, env={"MLMODEL_NAME": "diabetes"}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert json.loads((paths.model_dir / "metadata.json").read_text())["problem_type"] == "regression"
+
+    port = free_port()
+    name = f"mlmodel-test-{port}"
+    # serve is not told the model: metadata.json names it
+    server = subprocess.Popen(
+        images.run_args(image, "serve", base_dir=paths.base, port=port, name=name),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", "/ping")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "serve in the image did not become healthy"
+            time.sleep(0.2)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        row = b"59,2,32.1,101,157,93.2,38,4,4.8598,87"
+        conn.request("POST", "/invocations", body=row, headers={"Content-Type": "text/csv"})
+        response = conn.getresponse()
+        assert response.status == 200 and 25 <= float(response.read()) <= 346
     finally:
         if server.poll() is None:
             subprocess.run(images.engine().argv("rm", "--force", name), capture_output=True, check=False)

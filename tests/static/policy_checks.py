@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from mlops.local.engine import SDK_SERVICE_NAMES
+from mlops.local.iam_actions import iam_prefix
 from mlops.local.template import _CfnLoader
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,6 +74,11 @@ RESOURCE_STAR_ALLOWED = {
         for action in ("ListEndpoints", "ListEndpointConfigs", "ListModels")
     },
     "cloudwatch:PutMetricData": "scoped by the cloudwatch:namespace condition instead",
+    **{
+        f"application-autoscaling:{action}": "a scalable target's ARN has an id assigned at registration; "
+        "scoped by the service-namespace and scalable-dimension conditions instead"
+        for action in ("RegisterScalableTarget", "PutScalingPolicy")
+    },
     "sagemaker:ListTags": "Step Functions' own policies for the SageMaker .sync jobs grant it on '*'",
     **{
         f"logs:{action}": "Step Functions log delivery is configured account-wide"
@@ -364,6 +371,8 @@ def integration_actions(resource: str, parameters: dict[str, Any]) -> set[str]:
     sdk, service, action, pattern = match.groups()
     if service == "lambda":
         return {"lambda:InvokeFunction"}
+    if sdk:  # the SDK integrations name a service by its SDK id; its IAM prefix comes from botocore
+        service = iam_prefix(SDK_SERVICE_NAMES.get(service, service))
     needed = {f"{service}:{action[0].upper()}{action[1:]}"}
     if service == "sagemaker":
         if "Tags" in parameters:

@@ -155,6 +155,26 @@ def test_upload_data_puts_train_and_test_under_the_bucket(aws):
     assert sorted(keys) == ["data/test/test.csv", "data/train/train.csv"]
 
 
+def test_upload_data_writes_the_example_the_stack_trains(aws):
+    boto3.client("s3").create_bucket(
+        Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    _stack(
+        "mlops-iris-staging", outputs={"ArtifactBucketName": "artifacts"}, parameters={"Model": "diabetes"}
+    )
+    upload_data(aws, "mlops-iris-staging")
+    test = boto3.client("s3").get_object(Bucket="artifacts", Key="data/test/test.csv")["Body"].read().decode()
+    assert len(test.splitlines()) == 88 and len(test.splitlines()[0].split(",")) == 11
+
+
+def test_upload_data_for_a_model_without_example_data_says_where_to_put_yours(aws):
+    _stack("mlops-iris-staging", outputs={"ArtifactBucketName": "artifacts"}, parameters={"Model": "churn"})
+    with pytest.raises(
+        AwsSetupError, match="trains Model=churn, which has no example data here: upload your"
+    ):
+        upload_data(aws, "mlops-iris-staging")
+
+
 def test_upload_data_to_a_missing_stack_says_to_deploy_it(aws):
     with pytest.raises(AwsSetupError, match="does not exist: deploy it first"):
         upload_data(aws, "nope")

@@ -40,3 +40,23 @@ def test_written_files_are_label_first_without_header(tmp_path):
 def test_test_size_outside_zero_and_one_is_refused(size):
     with pytest.raises(ValueError, match="test_size"):
         stratified_split(np.array(["a", "b"]), size, seed=1)
+
+
+def test_diabetes_split_is_target_first_with_ten_features_and_seeded(tmp_path):
+    from mlops.data import load_diabetes_rows, write_split
+
+    train, test = write_split("diabetes", tmp_path / "a")
+    rows = test.read_text().splitlines()
+    assert len(rows) == 88 and len(train.read_text().splitlines()) == 354
+    target, *values = rows[0].split(",")
+    assert len(values) == 10 and 25 <= float(target) <= 346
+    features, _ = load_diabetes_rows()
+    assert features.shape == (442, 10)
+    assert write_split("diabetes", tmp_path / "b")[1].read_text() == test.read_text()
+
+
+def test_an_unknown_example_is_refused_naming_the_choices(tmp_path):
+    from mlops.data import write_split
+
+    with pytest.raises(ValueError, match="unknown example 'wine': choose iris or diabetes"):
+        write_split("wine", tmp_path)

@@ -277,6 +277,66 @@ def test_request_sends_one_multipart_mail_with_the_evidence_and_both_links(appro
     assert waiting.task_token not in mail.as_string()
 
 
+REGRESSION_EVALUATION = {
+    "problem_type": "regression",
+    "model": {
+        "name": "diabetes",
+        "problem_type": "regression",
+        "n_features": 10,
+        "target": "disease_progression",
+    },
+    "metrics": {"rmse": 59.0816, "mae": 47.2752, "r2": 0.3724},
+    "gate": {
+        "metric": "rmse",
+        "label": "RMSE",
+        "value": 59.0816,
+        "threshold": 70.0,
+        "direction": "lower",
+        "passed": True,
+        "reason": "held-out RMSE 59.0816 meets the gate 70 (lower is better; 88 rows)",
+    },
+    "accuracy": None,
+    "rows": 88,
+    "labels": None,
+    "confusion_matrix": None,
+    "report_uri": "s3://artifacts/evaluation/mlops-iris-a1b2c3d-eval-e1.json",
+    "predictions_object": PREDICTIONS,
+    "champion": {
+        "endpoint_config": "mlops-iris-0f0f0f0-e0",
+        "rmse": 61.5,
+        "mae": 49.0,
+        "r2": 0.33,
+        "rows": 88,
+    },
+    "training_metrics": {
+        "rows": 354,
+        "rmse": 30.12,
+        "mae": 23.81,
+        "r2": 0.8491,
+        "cross_validation": {"folds": 5, "rmse": 58.41, "std": 5.98},
+    },
+}
+
+
+def test_a_regressions_mail_and_page_show_its_rmse_mae_r2_and_gate_beside_the_champions(approvals, waiting):
+    approvals.ask(waiting, evaluation=REGRESSION_EVALUATION)
+
+    [mail] = approvals.mails()
+    assert "Held-out RMSE 59.08" in mail["Subject"]
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    page = html_lib.unescape(approvals.get(approvals.links()["approve"])["body"])
+    for part in (text, html_lib.unescape(html), page):
+        assert "RMSE 59.08, MAE 47.28, R² 0.3724 on 88 rows (target: disease_progression)" in part
+        assert "held-out RMSE 59.0816 meets the gate 70 (lower is better; 88 rows)" in part
+        assert (
+            "scores RMSE 61.5, MAE 49, R² 0.3300 on 88 rows on the same held-out rows; this release RMSE -2.4184"
+            in part
+        )
+        assert "training RMSE 30.12" in part and "5-fold cross-validation RMSE 58.41 ± 5.98" in part
+        assert "accuracy" not in part.lower() and "confusion" not in part.lower()
+
+
 def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
     """Width, height and the unfiltered RGB rows of an 8-bit RGB PNG whose rows use filter 0."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -323,3 +323,117 @@ def evaluate_fn_for_metrics(aws, monkeypatch):
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="metrics-bucket")
     return load_function("evaluate/app.py"), s3
+
+
+def model_archive(s3, key: str, metadata: dict) -> str:
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = json.dumps(metadata).encode()
+        info = tarfile.TarInfo("metadata.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    s3.put_object(Bucket=BUCKET, Key=key, Body=buffer.getvalue())
+    return f"s3://{BUCKET}/{key}"
+
+
+REGRESSION_PAIRS = [("100", "110"), ("150", "140"), ("200", "230"), ("50", "50")]
+
+
+@pytest.fixture
+def regression(evaluate):
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=BUCKET, Key=f"transform/{JOB}/test.csv.out", Body=csv_lines(REGRESSION_PAIRS))
+    uri = model_archive(
+        s3,
+        "training/job/output/model.tar.gz",
+        {
+            "model": "diabetes",
+            "problem_type": "regression",
+            "n_features": 10,
+            "target": "disease_progression",
+        },
+    )
+    return evaluate, uri
+
+
+def test_a_regression_is_scored_by_rmse_mae_and_r2(regression, lambda_context):
+    evaluate, uri = regression
+    result = evaluate.handler(
+        event(model_data=uri, endpoint_name=None, gate={"metric": "rmse", "threshold": "60"}), lambda_context
+    )
+    # errors 10, -10, 30, 0: RMSE sqrt(1100/4), MAE 12.5; R² against the spread around the mean 125
+    assert result["problem_type"] == "regression" and result["accuracy"] is None
+    assert result["metrics"] == {"rmse": 16.5831, "mae": 12.5, "r2": round(1 - 1100 / 12500, 4)}
+    assert result["model"]["target"] == "disease_progression"
+    assert result["gate"] == {
+        "metric": "rmse",
+        "label": "RMSE",
+        "value": 16.5831,
+        "threshold": 60.0,
+        "direction": "lower",
+        "passed": True,
+        "reason": "held-out RMSE 16.5831 meets the gate 60 (lower is better; 4 rows)",
+    }
+
+
+def test_a_regression_above_the_rmse_gate_fails_it_naming_rmse(regression, lambda_context):
+    evaluate, uri = regression
+    gate = evaluate.handler(event(model_data=uri, gate={"metric": "rmse", "threshold": "1"}), lambda_context)[
+        "gate"
+    ]
+    assert gate["passed"] is False
+    assert gate["reason"] == "held-out RMSE 16.5831 is above the gate 1 (lower is better; 4 rows)"
+
+
+def test_a_gate_direction_overrides_the_metrics_own(regression, lambda_context):
+    evaluate, uri = regression
+    gate = evaluate.handler(
+        event(model_data=uri, gate={"metric": "mae", "threshold": "20", "direction": "higher"}),
+        lambda_context,
+    )["gate"]
+    assert (gate["direction"], gate["passed"]) == ("higher", False)
+
+
+@pytest.mark.parametrize(
+    ("gate", "message"),
+    [
+        (
+            {"metric": "accuracy"},
+            "GateMetric 'accuracy' is not a metric of a regression model: choose rmse or mae or r2",
+        ),
+        ({"metric": "rmse", "threshold": ""}, "GateThreshold is empty: set the RMSE a release must reach"),
+        ({"metric": "rmse", "threshold": "sixty"}, "GateThreshold 'sixty' is not a number"),
+        (
+            {"metric": "rmse", "threshold": "60", "direction": "up"},
+            "GateDirection 'up' must be higher, lower or auto",
+        ),
+    ],
+)
+def test_a_gate_setting_that_does_not_fit_the_model_is_named(regression, lambda_context, gate, message):
+    evaluate, uri = regression
+    with pytest.raises(evaluate.GateSettingError, match=message):
+        evaluate.handler(event(model_data=uri, gate=gate), lambda_context)
+
+
+def test_a_classifier_without_gate_settings_uses_min_accuracy(evaluate, lambda_context):
+    result = evaluate.handler(
+        event(gate={"metric": "accuracy", "threshold": "", "min_accuracy": 0.95}), lambda_context
+    )
+    assert result["problem_type"] == "classification" and result["metrics"] == {"accuracy": 0.9}
+    assert result["gate"]["threshold"] == 0.95 and result["gate"]["passed"] is False
+    assert result["gate"]["reason"] == "held-out accuracy 0.9 is below the gate 0.95 (10 rows)"
+
+
+def test_a_champion_answering_labels_to_a_regression_is_reported_not_fatal(regression, lambda_context):
+    evaluate, uri = regression
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=BUCKET, Key="data/test/test.csv", Body=b"100,1,2\n150,1,2\n200,1,2\n50,1,2\n")
+    create_serving_endpoint()
+    queue_endpoint_answers("setosa\nsetosa\nsetosa\nsetosa")
+    champion = evaluate.handler(
+        event(model_data=uri, gate={"metric": "rmse", "threshold": "60"}), lambda_context
+    )["champion"]
+    assert champion["rmse"] is None and champion["rows"] == 0
+    assert "a regression's label and prediction are numbers" in champion["error"]

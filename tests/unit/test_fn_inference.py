@@ -39,6 +39,15 @@ def queue_endpoint_answers(*bodies: str) -> None:
 @pytest.fixture
 def inference(aws, monkeypatch):
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
+    monkeypatch.setenv("N_FEATURES", "4")  # a count fixed here; the model's own check is tested without it
+    return load_function("inference/app.py")
+
+
+@pytest.fixture
+def model_counts(aws, monkeypatch):
+    """As the template deploys it: no N_FEATURES, the model's metadata decides."""
+    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
+    monkeypatch.delenv("N_FEATURES", raising=False)
     return load_function("inference/app.py")
 
 
@@ -58,7 +67,7 @@ def test_endpoint_gets_the_row_as_csv_from_the_configured_endpoint(inference, la
             {
                 "EndpointName": ENDPOINT,
                 "ContentType": "text/csv",
-                "Accept": "text/csv",
+                "Accept": "application/json, text/csv;q=0.5",
                 "Body": b"6.1,2.8,4.7,1.2",
             },
         )
@@ -269,7 +278,7 @@ import json, sys
 sys.path.insert(0, {str(FUNCTIONS / "inference")!r})
 import app
 from fnharness import FakeLambdaContext, rest_event
-response = app.handler(rest_event("POST", {PATH!r}, body='{{"data": "1,2,3"}}'), FakeLambdaContext())
+response = app.handler(rest_event("POST", {PATH!r}, body='{{"data": "1,abc,3"}}'), FakeLambdaContext())
 print(json.dumps([response["statusCode"], sorted(m for m in sys.modules if m.startswith("aws_xray_sdk"))]))
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
@@ -286,3 +295,60 @@ def test_the_inference_function_is_traced_by_lambda_itself():
     assert function.get("Tracing", doc["Globals"]["Function"].get("Tracing")) == "Active"
     api = doc["Resources"]["InferenceApi"]["Properties"]
     assert api.get("TracingEnabled") is True  # and the trace starts at API Gateway
+
+
+def json_answer(value: str, content_type: str = "application/json") -> dict:
+    data = value.encode()
+    return {"Body": StreamingBody(io.BytesIO(data), len(data)), "ContentType": content_type}
+
+
+@pytest.mark.parametrize(("answer", "result"), [('["setosa"]', "setosa"), ("[152.3]", 152.3), ("[7]", 7)])
+def test_the_models_json_value_is_the_result_a_label_or_a_number(
+    model_counts, lambda_context, answer, result
+):
+    with Stubber(model_counts.runtime) as runtime:
+        runtime.add_response("invoke_endpoint", json_answer(answer))
+        status, body = call(model_counts, lambda_context, '{"data": "59,2,32.1,101,157,93.2,38,4,4.8598,87"}')
+
+    assert (status, body) == (200, {"result": result})
+    assert type(body["result"]) is type(result)
+
+
+@pytest.mark.parametrize("answer", ["[]", '["a", "b"]', '{"result": 1}', "[true]", "[null]", "not json"])
+def test_a_json_answer_that_is_not_one_prediction_is_502(model_counts, lambda_context, answer):
+    with Stubber(model_counts.runtime) as runtime:
+        runtime.add_response("invoke_endpoint", json_answer(answer))
+        status, _ = call(model_counts, lambda_context, '{"data": "1,2"}')
+
+    assert status == 502
+
+
+def test_the_models_feature_count_refusal_is_a_400_naming_the_count(model_counts, lambda_context):
+    refusal = {
+        "error": "row 1 has 4 values: expected 10 comma-separated numbers",
+        "expected_features": 10,
+        "row": 1,
+    }
+    with Stubber(model_counts.runtime) as runtime:
+        runtime.add_client_error(
+            "invoke_endpoint",
+            service_error_code="ModelError",
+            http_status_code=424,
+            modeled_fields={"OriginalStatusCode": 400, "OriginalMessage": json.dumps(refusal)},
+        )
+        status, body = call(model_counts, lambda_context, '{"data": "4.5,1.3,0.3,0.3"}')
+
+    assert (status, body["message"]) == (400, "'data' must hold 10 comma-separated numbers, got 4")
+
+
+def test_a_model_error_other_than_a_400_stays_502(model_counts, lambda_context):
+    with Stubber(model_counts.runtime) as runtime:
+        runtime.add_client_error(
+            "invoke_endpoint",
+            service_error_code="ModelError",
+            http_status_code=424,
+            modeled_fields={"OriginalStatusCode": 500, "OriginalMessage": "boom"},
+        )
+        status, _ = call(model_counts, lambda_context, '{"data": "4.5,1.3,0.3,0.3"}')
+
+    assert status == 502

@@ -99,6 +99,25 @@ def test_success_publishes_the_api_url_and_the_exact_curl(notify, topic, lambda_
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlops-iris/7"
 
 
+def test_a_regressions_release_shows_its_gate_metric_and_a_numeric_answer(notify, topic, lambda_context):
+    evaluation = {
+        "problem_type": "regression",
+        "model": {"name": "diabetes", "problem_type": "regression", "n_features": 10},
+        "gate": {"metric": "rmse", "label": "RMSE", "value": 59.0816},
+        "accuracy": None,
+        "rows": 88,
+        "champion": {"endpoint_config": "mlops-iris-0f0f0f0-e0", "rmse": 61.5, "rows": 88},
+    }
+    notify.handler(success_event(evaluation=evaluation), lambda_context)
+
+    message = topic.delivered()[0]["Message"]
+    assert "Held-out RMSE: 59.08 on 88 held-out rows" in message
+    assert "Previous model:    RMSE 61.5 (mlops-iris-0f0f0f0-e0)" in message
+    assert """-d '{"data":"<10 comma-separated numbers>"}'""" in message
+    assert 'It answers {"result": <number>}.' in message
+    assert "accuracy" not in message
+
+
 def test_a_staging_release_names_its_model_package_and_the_command_that_promotes_it(
     notify, topic, lambda_context
 ):

@@ -67,8 +67,15 @@ def test_train_writes_the_baseline_into_metadata(iris_channel):  # noqa: F811
     metadata = json.loads((iris_channel.model_dir / METADATA_FILE).read_text())
     baseline = metadata["baseline"]
     assert baseline["rows"] == metadata["metrics"]["training"]["rows"] == 120
-    assert len(baseline["features"]) == 4
+    assert [f["name"] for f in baseline["features"]] == metadata["feature_names"]
     assert baseline["label"]["counts"] == metadata["metrics"]["training"]["class_counts"]
     for feature in baseline["features"]:
         assert sum(feature["counts"]) == 120 and feature["missing"] == 0
     json.dumps(baseline, allow_nan=False)  # plain JSON: a check without numpy reads it
+
+
+def test_a_regression_target_gets_numeric_statistics_not_classes():
+    baseline = baseline_of(np.zeros((4, 1)), np.array(["1.5", "2.5", "3.5", "10"]), problem_type="regression")
+    assert baseline["label"]["kind"] == "numeric"
+    assert baseline["label"]["mean"] == pytest.approx(4.375)
+    assert sum(baseline["label"]["counts"]) == 4

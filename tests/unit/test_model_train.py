@@ -188,7 +188,7 @@ def test_unexpected_error_exits_2_and_still_writes_the_failure(iris_channel, mon
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(train_module, "fit", broken)
+    monkeypatch.setattr("joblib.dump", broken)
     assert train_module.main() == EXIT_UNEXPECTED
     assert failure(iris_channel).strip() == "Training failed unexpectedly: RuntimeError: disk on fire"
 

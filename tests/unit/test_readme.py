@@ -92,7 +92,8 @@ def test_every_choice_edge_says_its_condition():
     definition = json.loads((REPO / "statemachine" / "mlops.asl.json").read_text())
     text = mermaid(definition)
     assert "|yes|" not in text
-    assert "QualityGate -->|accuracy ≥ min_accuracy| RequestApproval" in text
+    assert "QualityGate -->|direction = higher and value ≥ threshold| RequestApproval" in text
+    assert "QualityGate -->|direction = lower and value ≤ threshold| RequestApproval" in text
     assert "EndpointStatus -->|EndpointStatus = Failed| EndpointFailed" in text
     assert "ReleaseOrPromote -->|promote is set| DescribePackage" in text
 
