@@ -74,6 +74,26 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _answers(output: dict[str, Any]) -> list[str]:
+    """The predictions of a captured answer: CSV lines, or a JSON list (or {"predictions": [...]})."""
+    if not output:
+        return []
+    text = _text(output)
+    if output.get("encoding") == "JSON" or output.get("observedContentType", "").startswith(
+        "application/json"
+    ):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return []
+        if isinstance(parsed, dict):
+            parsed = parsed.get("predictions", [])
+        if not isinstance(parsed, list):
+            parsed = [parsed]
+        return [str(item[0] if isinstance(item, list) and len(item) == 1 else item) for item in parsed]
+    return [a.strip() for a in text.splitlines() if a.strip()]
+
+
 def read_captures(lines: Iterable[str], n_features: int, live: LiveData | None = None) -> LiveData:
     """Adds the CSV rows (and their CSV predictions) of SageMaker capture lines to ``live``."""
     live = live or LiveData()
@@ -97,8 +117,7 @@ def read_captures(lines: Iterable[str], n_features: int, live: LiveData | None =
             live.skipped += 1
             continue
         live.rows.extend(parsed)
-        output = data.get("endpointOutput") or {}
-        answers = [a.strip() for a in _text(output).splitlines() if a.strip()] if output else []
+        answers = _answers(data.get("endpointOutput") or {})
         if len(answers) == len(parsed):
             live.predictions.extend(answers)
     return live

@@ -452,7 +452,7 @@ class LocalSageMaker:
                     name,
                     settings,
                     (headers.get("Content-Type", "text/csv"), body),
-                    (resp_headers.get("Content-Type", "text/csv"), payload),
+                    (_header(resp_headers, "Content-Type", "text/csv"), payload),
                 )
             return (
                 200,
@@ -487,6 +487,11 @@ class LocalSageMaker:
             server.stop()
         for thread in self._threads:
             thread.join(timeout=5)
+
+
+def _header(headers: dict[str, str], name: str, default: str) -> str:
+    """A header's value whatever the case its sender wrote it in (HTTP names are case-insensitive)."""
+    return next((value for key, value in headers.items() if key.lower() == name.lower()), default)
 
 
 FAULTS = {

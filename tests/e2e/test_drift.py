@@ -57,7 +57,13 @@ def test_shifted_petal_width_is_the_one_feature_that_drifted(served_rehearsal, t
         assert record["eventVersion"] == "0" and record["eventMetadata"]["eventId"]
         assert record["captureData"]["endpointInput"]["encoding"] == "CSV"
         assert record["captureData"]["endpointInput"]["mode"] == "INPUT"
-        assert record["captureData"]["endpointOutput"]["mode"] == "OUTPUT"
+        output = record["captureData"]["endpointOutput"]
+        assert output["mode"] == "OUTPUT"
+        # the answer's own content type decides its encoding, as CaptureContentTypeHeader lists them
+        expected = {"text/csv": "CSV", "application/json": "JSON"}[
+            output["observedContentType"].split(";")[0]
+        ]
+        assert output["encoding"] == expected
 
     # On demand: mlops drift invokes the same function through the local AWS's Lambda API.
     env = {

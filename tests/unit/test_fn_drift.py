@@ -227,3 +227,15 @@ def test_a_bad_window_names_hours(deployed, lambda_context, hours):
     app = load_function("drift/app.py")
     with pytest.raises(ValueError, match="hours must be a whole number of hours"):
         app.handler({"hours": hours}, lambda_context)
+
+
+def test_json_answers_are_read_as_predictions(scores):
+    line = json.loads(capture_line("1,2\n3,4", ""))
+    line["captureData"]["endpointOutput"] = {
+        "observedContentType": "application/json",
+        "mode": "OUTPUT",
+        "data": '["setosa", "virginica"]',
+        "encoding": "JSON",
+    }
+    live = scores.read_captures([json.dumps(line)], 2)
+    assert live.predictions == ["setosa", "virginica"]
