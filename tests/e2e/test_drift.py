@@ -4,14 +4,21 @@ drift check, its mail and report; `mlops drift` on demand against a served rehea
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import boto3
 import pytest
-from conftest import REPO, _user_env
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _user_env() -> dict[str, str]:
+    """This environment without its AWS settings: the local AWS must be the only one the test reaches."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
 
 
 def drift_mails(outbox) -> list:
