@@ -59,7 +59,14 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     workflow = Path(args.workflow).resolve() if args.workflow else None
     if workflow and not workflow.is_file():
         raise ReleaseError(f"--workflow {workflow} does not exist")
+    from .traffic import feature_names_of, parse_shift
+
+    if args.shift and not args.traffic:
+        raise ReleaseError("--shift changes the rows --traffic sends: give --traffic N too")
+    shifts = [parse_shift(text, feature_names_of(args.model)) for text in args.shift]
     options = Options(
+        traffic=args.traffic or 0,
+        shifts=shifts,
         **({"workflow": workflow} if workflow else {}),
         stages=stages,
         faults=faults,
@@ -390,6 +397,36 @@ def _diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+def _traffic(args: argparse.Namespace) -> int:
+    from . import traffic
+    from .data import write_split
+
+    features = traffic.feature_names_of(args.model)
+    shifts = [traffic.parse_shift(text, features) for text in args.shift]
+    if args.data:
+        source = Path(args.data)
+        if not source.is_file():
+            raise ReleaseError(f"--data {source} does not exist")
+        rows = traffic.held_out_rows(source)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            rows = traffic.held_out_rows(write_split(args.model, folder)[1])
+    sent = traffic.send(args.api_url, traffic.traffic_rows(rows, args.rows, features, shifts), args.api_key)
+    print(json.dumps(sent))
+    return 0 if sent["failed"] == 0 else 1
+
+
+def _drift(args: argparse.Namespace) -> int:
+    import boto3
+
+    from .drift import drift_function_name, drift_record, invoke_drift
+
+    function = drift_function_name(boto3.client("cloudformation"), args.project, args.stage)
+    record = drift_record(invoke_drift(boto3.client("lambda"), function, args.hours))
+    print(json.dumps(record))
+    return 1 if record["drifted"] or record["prediction_drifted"] else 0
+
+
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
     """An argparse type: a number above zero, or argparse's usage error naming the option."""
 
@@ -516,6 +553,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where mail, jobs and logs go; kept after the run (by default a new temporary folder)",
     )
+    rehearse.add_argument(
+        "--traffic",
+        type=_positive(int),
+        metavar="N",
+        help="after the release, send N held-out rows through the API, then run the scheduled drift check "
+        "(the summary gains traffic, capture and drift; see docs/drift.md)",
+    )
+    rehearse.add_argument(
+        "--shift",
+        action="append",
+        default=[],
+        metavar="FEATURE=DELTA",
+        help="with --traffic: add DELTA to FEATURE in every row sent, e.g. petal_width=+1.5 (repeatable)",
+    )
     rehearse.set_defaults(func=_rehearse)
 
     release = commands.add_parser(
@@ -604,6 +655,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     image_exists.set_defaults(func=_image_exists)
 
+    traffic = commands.add_parser(
+        "traffic",
+        help="send held-out rows (optionally shifted) through the inference API, e.g. to try the drift check",
+        description="POSTs N rows of the held-out iris data (in order, starting over as needed) to "
+        'API/v1/invokeSagemakerAPI, each as {"data": "..."}. Prints a JSON line: sent, answered, failed, '
+        "the answers' counts.",
+    )
+    traffic.add_argument("--api-url", required=True, help="the API stage's base URL (ends in /Prod)")
+    traffic.add_argument(
+        "--rows", type=_positive(int), required=True, metavar="N", help="how many rows to send"
+    )
+    traffic.add_argument(
+        "--shift",
+        action="append",
+        default=[],
+        metavar="FEATURE=DELTA",
+        help="add DELTA to FEATURE in every row, e.g. petal_width=+1.5 (repeatable)",
+    )
+    traffic.add_argument(
+        "--api-key", help="the x-api-key value when the API requires a key (InferenceAuth=API_KEY)"
+    )
+    traffic.add_argument(
+        "--data",
+        metavar="FILE",
+        help="a label-first CSV file to send rows from (default: the iris held-out split)",
+    )
+    traffic.add_argument(
+        "--model",
+        choices=("iris", "diabetes"),
+        default="iris",
+        help="the example the endpoint serves: its held-out rows and feature names",
+    )
+    traffic.set_defaults(func=_traffic)
+
+    drift = commands.add_parser(
+        "drift",
+        help="run a stage's drift check now: captured traffic against the training baseline",
+        description="Invokes the stack's drift function (the one its schedule runs daily) for the last N hours "
+        "of captured traffic and prints its report as a JSON line: report URIs, each feature's population "
+        "stability index, the drifted features. Exit 1 if something drifted. See docs/drift.md.",
+    )
+    drift.add_argument("--stage", default="staging", choices=["staging", "prod"], help="the stack's Stage")
+    drift.add_argument("--project", default="mlops-iris", help="the stack's ProjectName")
+    drift.add_argument(
+        "--hours", type=_positive(int), default=24, metavar="N", help="how many hours of captures to read"
+    )
+    drift.set_defaults(func=_drift)
+
     add_aws_commands(commands)
 
     mail = commands.add_parser(
@@ -625,7 +724,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="which rehearsed calls need each Allow statement of the templates' roles (least privilege, measured)",
         description="Takes each Allow statement out of its role in turn and checks the calls of rehearsals again "
         "(their logs/iam-calls.json): the calls AWS would then refuse are the ones that need it. Without --run, "
-        "it first rehearses its paths side by side: two releases promoted to prod with staging rolled back, and a "
+        "it first rehearses its paths side by side: two releases promoted to prod with drift-checked traffic and "
+        "staging rolled back, and a "
         "rejected release.",
     )
     iam.add_argument(

@@ -20,10 +20,20 @@ from typing import Any, TextIO
 from .local.iam import evaluate, trust_allows
 
 # The rehearsal paths the report measures, together touching every role the templates define: two releases
-# (the endpoint created, then updated blue/green) promoted to prod, then staging rolled back to the first; and a
-# release its approver rejects.
+# (the endpoint created, then updated blue/green) promoted to prod, with shifted traffic and the scheduled drift
+# check (which mails) after them, then staging rolled back to the first; and a release its approver rejects.
 PATHS: dict[str, tuple[str, ...]] = {
-    "release": ("--stages", "staging,prod", "--releases", "2", "--rollback"),
+    "release": (
+        "--stages",
+        "staging,prod",
+        "--releases",
+        "2",
+        "--rollback",
+        "--traffic",
+        "50",
+        "--shift",
+        "petal_width=+1.5",
+    ),
     "reject": ("--approve", "reject"),
 }
 RECORD = Path("logs") / "iam-calls.json"

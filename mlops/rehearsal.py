@@ -40,6 +40,8 @@ class Options:
     stages: list[str] = field(default_factory=lambda: ["staging"])  # release to the first, promote on
     workflow: Path = RELEASE_WORKFLOW  # the workflow whose job starts each release
     rollback: bool = False  # after the releases and promotions, roll the first stage back (rollback.yml)
+    traffic: int = 0  # rows sent through the API after the release, then the drift check (0: neither)
+    shifts: list[tuple[str, float]] = field(default_factory=list)  # (feature, delta) added to the traffic
 
     def faults_for(self, release: int) -> set[str]:
         return {name for name, number in self.faults if number in (None, release)}
@@ -322,6 +324,11 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         )
         summary["curl"], summary["prediction"] = None, None
     summary["live_endpoints"] = stack.live_endpoints()
+    if options.traffic and last["status"] == "SUCCEEDED":
+        from .drift import watch
+
+        summary.update(watch(stack, options.traffic, options.shifts, out))
+    stack.sagemaker.capture.flush()  # what the endpoint captured so far is in S3 before the listing
     summary["autoscaling"] = autoscaling_record(stack)
     summary.update(registry_record(stack, last))
     summary["artifacts"] = sorted(
@@ -331,6 +338,11 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
     summary["left_over"] = left_over(stack, succeeded[-1].get("rollback_config") if succeeded else None)
     if len(options.stages) > 1:
         summary.update(promote_through(stack, summary, options, out))
+        if options.traffic and summary["status"] == "SUCCEEDED":
+            from .drift import watch
+
+            for later in stack.companions:  # each later stage's endpoint is watched as staging's is
+                summary["stages"][later.stage].update(watch(later, options.traffic, options.shifts, out))
     if options.rollback and summary["status"] == "SUCCEEDED":
         rollback = summary["rollback"] = roll_back(stack, options, out)
         if rollback["status"] == "NOT_STARTED":

@@ -19,6 +19,7 @@ import joblib
 import numpy as np
 import sklearn
 
+from mlmodel.baseline import baseline_of
 from mlmodel.contract import (
     EXIT_OK,
     EXIT_UNEXPECTED,
@@ -92,6 +93,7 @@ def train(paths: Paths) -> dict[str, Any]:
         "hyperparameters": params,
         "metrics": {"training": training, **({"validation": validation} if validation else {})},
         "training_files": list(data.files),
+        "baseline": baseline_of(data.features, data.labels, feature_names, slot.problem_type),
         "versions": {
             "python": platform.python_version(),
             "numpy": np.__version__,

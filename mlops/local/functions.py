@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -191,3 +192,39 @@ class LocalFunctions:
         except Exception as exc:  # Lambda turns an unhandled error into FunctionError + errorType
             log.debug("%s raised %s", logical, type(exc).__name__)
             return False, {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+
+
+# -- Lambda's Invoke API -----------------------------------------------------------------------------------
+# moto's Lambda would run a function in Docker; the local AWS's Invoke (`aws lambda invoke`, `mlops drift`)
+# runs the template's handler in this process instead, as the state machine's invokes do.
+_original_backend_invoke: Any = None
+
+
+def _backend_invoke(self, function_name: str, qualifier, body, headers, response_headers) -> str:
+    try:
+        event = json.loads(body) if body else {}
+    except ValueError as error:
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({"errorType": "InvalidRequestContentException", "errorMessage": str(error)})
+    ok, result = invoke_any(function_name, event)
+    if not ok:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    return json.dumps(result, default=str)
+
+
+def install_invoke() -> None:
+    global _original_backend_invoke
+    from moto.awslambda.models import LambdaBackend
+
+    if _original_backend_invoke is None:
+        _original_backend_invoke = LambdaBackend.invoke
+        LambdaBackend.invoke = _backend_invoke
+
+
+def uninstall_invoke() -> None:
+    global _original_backend_invoke
+    from moto.awslambda.models import LambdaBackend
+
+    if _original_backend_invoke is not None:
+        LambdaBackend.invoke = _original_backend_invoke
+        _original_backend_invoke = None

@@ -34,6 +34,7 @@ from moto.sagemaker.utils import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from . import archive, batch, principals, transform
+from .capture import CaptureSettings, CaptureWriter
 from .cloudwatch import CloudWatch, metric_values, rollback_alarms
 from .runners import ModelServer, ProcessRunner, remove_tree
 from .s3objects import object_keys, s3_parts
@@ -89,6 +90,7 @@ class LocalSageMaker:
         self._transform_servers: list[ModelServer] = []
         self._settled: dict[str, threading.Event] = {}  # per endpoint: set when Creating/Updating ends
         self._s3 = None
+        self.capture = CaptureWriter(self.s3, self._acting_as)  # DataCaptureConfig of the endpoints
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def s3(self):
@@ -322,6 +324,12 @@ class LocalSageMaker:
             {**self.serve_env, **(container.get("Environment") or {})},
         )
         server.wait_ready()
+        # The capture settings travel with the fleet: an update swaps both at once.
+        server.capture = CaptureSettings.from_config(
+            config.data_capture_config,
+            backend._models[variant["ModelName"]].execution_role_arn,
+            variant["VariantName"],
+        )
         self._ship_logs(
             f"/aws/sagemaker/Endpoints/{endpoint_name}", f"AllTraffic/{_INSTANCE}", base / "serve.log"
         )
@@ -439,6 +447,13 @@ class LocalSageMaker:
             )
         status, resp_headers, payload = server.request("POST", "/invocations", body, headers)
         if status == 200:
+            if settings := getattr(server, "capture", None):
+                self.capture.offer(
+                    name,
+                    settings,
+                    (headers.get("Content-Type", "text/csv"), body),
+                    (_header(resp_headers, "Content-Type", "text/csv"), payload),
+                )
             return (
                 200,
                 {
@@ -465,12 +480,18 @@ class LocalSageMaker:
 
     def shutdown(self) -> None:
         self._shutting_down.set()
+        self.capture.stop()
         for name in list(self.servers):
             self.stop_endpoint(name)
         for server in list(self._transform_servers):
             server.stop()
         for thread in self._threads:
             thread.join(timeout=5)
+
+
+def _header(headers: dict[str, str], name: str, default: str) -> str:
+    """A header's value whatever the case its sender wrote it in (HTTP names are case-insensitive)."""
+    return next((value for key, value in headers.items() if key.lower() == name.lower()), default)
 
 
 FAULTS = {

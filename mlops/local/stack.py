@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from ..aws_cli import github_stack_parameters
 from . import authorizer, cloudformation, engine, lean_moto, oidc, outbox, principals, sagemaker
-from .functions import FunctionSpec, LocalFunctions, invoke_any
+from .functions import FunctionSpec, LocalFunctions, install_invoke, invoke_any, uninstall_invoke
 from .gateway import Gateway
 from .release_workflow import repository_name
 from .runners import ProcessRunner
@@ -139,6 +139,7 @@ class LocalStack:
         cloudformation.install(_GATEWAYS.get)
         # before any state machine: the interpreter's backend holds them
         engine.install(invoke_any, self.principals, self.authorizer)
+        install_invoke()  # Lambda's Invoke API runs the template's handlers too
         self.outbox = outbox.Outbox(self.work_dir / "outbox")
         outbox.install(self.outbox)
         self.sagemaker = sagemaker.LocalSageMaker(
@@ -453,6 +454,7 @@ class LocalStack:
         sagemaker.uninstall()
         outbox.uninstall()
         engine.uninstall()
+        uninstall_invoke()
         authorizer.uninstall()
         principals.uninstall()
         cloudformation.uninstall()
