@@ -84,7 +84,7 @@ def render(report: dict[str, Any]) -> str:
     if prediction:
         chart = bar_chart(
             "predictions",
-            prediction["classes"],
+            prediction["classes"] if "classes" in prediction else _bin_labels(prediction["edges"]),
             prediction["baseline_counts"],
             prediction["live_counts"],
             prediction["drifted"],
@@ -95,7 +95,9 @@ def render(report: dict[str, Any]) -> str:
                 prediction["psi"],
                 prediction["drifted"],
                 chart,
-                "training labels vs live answers",
+                "training labels vs live answers"
+                if "classes" in prediction
+                else "training target vs live answers",
             )
         )
     drifted = ", ".join(scores["drifted"]) or "none"

@@ -135,6 +135,14 @@ def feature_names(baseline: dict[str, Any], names: Sequence[str] = ()) -> list[s
     return [f.get("name") or f"feature_{i}" for i, f in enumerate(features, start=1)]
 
 
+def _number(text: Any) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if value == value and abs(value) != float("inf") else None
+
+
 def score(baseline: dict[str, Any], live: LiveData, threshold: float, names: Sequence[str] = ()) -> dict:
     """Per-feature PSI, the predictions' PSI against the training labels, and which crossed ``threshold``."""
     if not isinstance(baseline, dict) or not baseline.get("features"):
@@ -174,6 +182,22 @@ def score(baseline: dict[str, Any], live: LiveData, threshold: float, names: Seq
             "baseline_counts": expected,
             "live_counts": actual,
         }
+    if (
+        label.get("kind") == "numeric" and live.predictions
+    ):  # a regression: its answers against the target's bins
+        numbers = [n for n in (_number(p) for p in live.predictions) if n is not None]
+        if numbers:
+            actual = bin_counts(label["edges"], numbers)
+            value = psi(label["counts"], actual)
+            prediction = {
+                "psi": round(value, 4),
+                "drifted": value > threshold,
+                "edges": label["edges"],
+                "baseline_counts": label["counts"],
+                "live_counts": actual,
+                "live_mean": round(sum(numbers) / len(numbers), 4),
+                "baseline_mean": label.get("mean"),
+            }
     return {
         "threshold": threshold,
         "rows": len(live.rows),

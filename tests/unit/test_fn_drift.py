@@ -239,3 +239,41 @@ def test_json_answers_are_read_as_predictions(scores):
     }
     live = scores.read_captures([json.dumps(line)], 2)
     assert live.predictions == ["setosa", "virginica"]
+
+
+def test_a_regressions_answers_are_scored_against_the_targets_bins(scores):
+    baseline = {
+        **BASELINE,
+        "label": {
+            "kind": "numeric",
+            "mean": 150.0,
+            "edges": [100.0, 150.0, 200.0],
+            "counts": [25, 25, 25, 25],
+        },
+    }
+    rows = [f"{v},{w}" for v, w in [(0.5, 0.1), (1.5, 0.9), (2.5, 0.2), (3.5, 0.8)] * 25]
+    spread = [str(a) for a in (80.0, 120.0, 170.0, 230.0)] * 25
+    steady = scores.score(
+        baseline,
+        scores.read_captures([capture_line(r, a) for r, a in zip(rows, spread, strict=True)], 2),
+        0.25,
+    )
+    high = scores.score(baseline, scores.read_captures([capture_line(r, "260.5") for r in rows], 2), 0.25)
+    assert steady["prediction"]["psi"] == pytest.approx(0.0) and not steady["prediction"]["drifted"]
+    assert high["prediction"]["drifted"] and high["prediction"]["live_counts"] == [0, 0, 0, 100]
+    assert high["prediction"]["live_mean"] == 260.5
+
+
+def test_the_page_draws_a_regressions_answers_in_the_targets_bins(scores):
+    page = load_function("drift/drift_page.py")
+    baseline = {**BASELINE, "label": {"kind": "numeric", "mean": 150.0, "edges": [150.0], "counts": [50, 50]}}
+    live = scores.read_captures([capture_line("0.5,0.1", "260.5")] * 10, 2)
+    html = page.render(
+        {
+            "endpoint": ENDPOINT,
+            "window": {"start": "2026-12-01T00:00:00Z", "end": "2026-12-01T01:00:00Z"},
+            "capture": {"objects": 1},
+            "scores": scores.score(baseline, live, 0.25),
+        }
+    )
+    assert html.count("<svg") == 3 and "training target vs live answers" in html
