@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import tarfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -165,7 +166,8 @@ def check(hours: int, now: datetime | None = None) -> dict[str, Any]:
             (line for line in text.splitlines() if in_window(line, start)), len(baseline["features"]), live
         )
     scores = score(baseline, live, DRIFT_THRESHOLD, FEATURE_NAMES)
-    folder = f"{REPORT_PREFIX}/{ENDPOINT_NAME}/{end:%Y-%m-%dT%H-%M-%SZ}"
+    # a check of its own in the same second (the schedule beside `mlops drift`) must not overwrite this report
+    folder = f"{REPORT_PREFIX}/{ENDPOINT_NAME}/{end:%Y-%m-%dT%H-%M-%SZ}-{secrets.token_hex(4)}"
     report = {
         "endpoint": ENDPOINT_NAME,
         "stage": STAGE,

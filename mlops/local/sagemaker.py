@@ -424,6 +424,9 @@ class LocalSageMaker:
         endpoint.production_variants = endpoint._process_production_variants(
             backend.endpoint_configs[config_name].production_variants
         )
+        endpoint.data_capture_config = capture_summary(
+            backend.endpoint_configs[config_name].data_capture_config
+        )
         endpoint.last_modified_time = utcnow()
         endpoint.endpoint_status = "InService"
         if old:
@@ -567,8 +570,25 @@ def _create_transform_job(self, *args, **kwargs):
     return job
 
 
+def capture_summary(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """DescribeEndpoint's DataCaptureConfig (a DataCaptureConfigSummary) for an endpoint config's; moto copies the
+    config's own, which lacks CaptureStatus and CurrentSamplingPercentage (the SDK's models require them)."""
+    if not config:
+        return None
+    summary = {
+        "EnableCapture": bool(config.get("EnableCapture", True)),
+        "CaptureStatus": "Started" if config.get("EnableCapture", True) else "Stopped",
+        "CurrentSamplingPercentage": config.get("InitialSamplingPercentage", 0),
+        "DestinationS3Uri": config.get("DestinationS3Uri", ""),
+    }
+    if config.get("KmsKeyId"):
+        summary["KmsKeyId"] = config["KmsKeyId"]
+    return summary
+
+
 def _create_endpoint(self, *args, **kwargs):
     endpoint = _originals["SageMakerModelBackend.create_endpoint"](self, *args, **kwargs)
+    endpoint.data_capture_config = capture_summary(endpoint.data_capture_config)
     _active().start_endpoint(endpoint, self)
     return endpoint
 
