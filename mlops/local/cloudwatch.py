@@ -16,11 +16,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 log = logging.getLogger("mlops.local.cloudwatch")
@@ -31,11 +30,9 @@ _MAX_EVENT_BYTES = 256 * 1024 - 26
 
 
 class CloudWatch:
-    def __init__(self, endpoint_url: str, region: str) -> None:
-        self.endpoint_url, self.region = endpoint_url, region
-
-    def _client(self, service: str):
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
+    def __init__(self, client: Callable[[str], Any]) -> None:
+        """``client(service)``: a client of the local AWS that signs as the calling thread's principal."""
+        self._client = client
 
     def ship_logs(self, group: str, stream: str, log_path: Path) -> None:
         """The program's output so far, as one log stream (the group is created if it is new)."""

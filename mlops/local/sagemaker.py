@@ -75,7 +75,7 @@ class LocalSageMaker:
         """``roles``: when given, each job and endpoint acts as its execution role (S3, ECR, CloudWatch) as on
         AWS."""
         self.roles = roles
-        self.cloudwatch = CloudWatch(endpoint_url, region)
+        self.cloudwatch = CloudWatch(self.client)
         self.runner = runner
         self.work_dir = work_dir
         self.endpoint_url = endpoint_url
@@ -89,18 +89,25 @@ class LocalSageMaker:
         self._shutting_down = threading.Event()  # running jobs stop their programs when it is set
         self._transform_servers: list[ModelServer] = []
         self._settled: dict[str, threading.Event] = {}  # per endpoint: set when Creating/Updating ends
-        self._s3 = None
+        self._clients: dict[str, Any] = {}
         self.capture = CaptureWriter(self.s3, self._acting_as)  # DataCaptureConfig of the endpoints
 
     # -- plumbing ------------------------------------------------------------------------------------------
-    def s3(self):
-        """One S3 client for every job (clients are thread-safe; creating one costs tens of milliseconds)."""
+    def client(self, service: str):
+        """One client per service for every job (clients are thread-safe; creating one costs tens of
+        milliseconds; each call signs as the calling thread's principal, see mlops.local.principals)."""
         with self._lock:
-            if self._s3 is None:
-                self._s3 = boto3.client(
-                    "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=LOOPBACK_S3
+            if service not in self._clients:
+                self._clients[service] = boto3.client(
+                    service,
+                    endpoint_url=self.endpoint_url,
+                    region_name=self.region,
+                    config=LOOPBACK_S3 if service == "s3" else None,
                 )
-            return self._s3
+            return self._clients[service]
+
+    def s3(self):
+        return self.client("s3")
 
     def _background(self, name: str, target, *args, role_arn: str | None = None, refused=None) -> None:
         """Runs `target` in a thread acting as `role_arn`; if SageMaker may not assume it, `refused(reason)`."""
@@ -135,7 +142,7 @@ class LocalSageMaker:
         match = _ECR_IMAGE.match(image)
         if match is None or self.roles is None:
             return
-        ecr = boto3.client("ecr", endpoint_url=self.endpoint_url, region_name=self.region)
+        ecr = self.client("ecr")
         ecr.get_authorization_token()
         ref = match["ref"]
         image_id = {"imageDigest": ref} if ref.startswith("sha256:") else {"imageTag": ref}

@@ -7,6 +7,7 @@ debootstrap; the Dockerfile is the same one CI pushes to ECR.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import importlib.util
 import json
@@ -15,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -112,26 +114,13 @@ def test_image_starts_as_root_as_sagemaker_expects_with_the_programs_on_path_and
     assert found.split() == ["/opt/program/train", "/opt/program/serve", "/opt/venv/bin/python3"]
 
 
-def test_train_then_serve_in_the_image_predicts_setosa(image, ml_dir):
-    trained = subprocess.run(
-        images.run_args(image, "train", base_dir=ml_dir),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert trained.returncode == 0, trained.stdout + trained.stderr
-    model_file = Paths(ml_dir).model_dir / MODEL_FILE
-    assert model_file.is_file()
-    # /opt/ml came in as it was mounted (root's on SageMaker); train handed model/ to the model user and
-    # wrote as that user, not as root.
-    assert ml_dir.stat().st_uid == os.getuid() and model_file.stat().st_uid == 1000
-    assert "running as model (uid 1000)" in trained.stdout
-
+@contextlib.contextmanager
+def serving_in_image(image: str, base: Path) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`serve` of the image on a free port, once /ping answers; removed afterwards if still running."""
     port = free_port()
     name = f"mlmodel-test-{port}"
     server = subprocess.Popen(
-        images.run_args(image, "serve", base_dir=ml_dir, port=port, name=name),
+        images.run_args(image, "serve", base_dir=base, port=port, name=name),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -148,6 +137,31 @@ def test_train_then_serve_in_the_image_predicts_setosa(image, ml_dir):
                 pass
             assert time.monotonic() < deadline, "serve in the image did not become healthy"
             time.sleep(0.2)
+        yield server, port
+    finally:
+        if server.poll() is None:
+            subprocess.run(images.engine().argv("rm", "--force", name), capture_output=True, check=False)
+            server.kill()
+        server.wait()
+
+
+def test_train_then_serve_in_the_image_predicts_setosa(image, ml_dir):
+    trained = subprocess.run(
+        images.run_args(image, "train", base_dir=ml_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    model_file = Paths(ml_dir).model_dir / MODEL_FILE
+    assert model_file.is_file()
+    # /opt/ml came in as it was mounted (root's on SageMaker); train handed model/ to the model user and
+    # wrote as that user, not as root.
+    assert ml_dir.stat().st_uid == os.getuid() and model_file.stat().st_uid == 1000
+    assert "running as model (uid 1000)" in trained.stdout
+
+    with serving_in_image(image, ml_dir) as (server, port):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("POST", "/invocations", body=b"4.5,1.3,0.3,0.3", headers={"Content-Type": "text/csv"})
         response = conn.getresponse()
@@ -157,11 +171,6 @@ def test_train_then_serve_in_the_image_predicts_setosa(image, ml_dir):
         assert server.wait(timeout=30) == 0
         # gunicorn's master gave up root before it started (its workers are forked from it).
         assert "serve: running as model (uid 1000)" in server.stdout.read().decode()
-    finally:
-        if server.poll() is None:
-            subprocess.run(images.engine().argv("rm", "--force", name), capture_output=True, check=False)
-            server.kill()
-        server.wait()
 
 
 def test_the_diabetes_slot_trains_in_the_image_when_the_job_names_it_and_serves_numbers(image, tmp_path):
@@ -182,37 +191,15 @@ def test_the_diabetes_slot_trains_in_the_image_when_the_job_names_it_and_serves_
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert json.loads((paths.model_dir / "metadata.json").read_text())["problem_type"] == "regression"
 
-    port = free_port()
-    name = f"mlmodel-test-{port}"
-    # serve is not told the model: metadata.json names it
-    server = subprocess.Popen(
-        images.run_args(image, "serve", base_dir=paths.base, port=port, name=name),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            assert server.poll() is None, server.stdout.read().decode()
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                conn.request("GET", "/ping")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "serve in the image did not become healthy"
-            time.sleep(0.2)
+    with serving_in_image(image, paths.base) as (
+        _,
+        port,
+    ):  # serve is not told the model: metadata.json names it
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         row = b"59,2,32.1,101,157,93.2,38,4,4.8598,87"
         conn.request("POST", "/invocations", body=row, headers={"Content-Type": "text/csv"})
         response = conn.getresponse()
         assert response.status == 200 and 25 <= float(response.read()) <= 346
-    finally:
-        if server.poll() is None:
-            subprocess.run(images.engine().argv("rm", "--force", name), capture_output=True, check=False)
-            server.kill()
-        server.wait()
 
 
 def test_bad_hyperparameter_in_the_image_writes_the_failure_file(image, ml_dir):
