@@ -80,7 +80,6 @@ Check = tuple[str, tuple[str, ...], Mapping[str, Any]]  # (action, resources, re
 class Outcome:
     allowed: bool
     checks: tuple[Check, ...]  # what was evaluated, in order (the call's own action, then the implied ones)
-    statements: tuple[str, ...]  # the Allow statements that decided, "Role/Policy:Sid"
     message: str | None
     code: str | None
     unevaluated: tuple[str, ...] = ()
@@ -108,7 +107,6 @@ def decide(call: Call, policies: Mapping[str, Any], lookup=None) -> Outcome:
         return Outcome(
             decision.allowed,
             ((action, (resource,), context),),
-            decision.matched if decision.allowed else (),
             message,
             None if decision.allowed else "AccessDenied",
             decision.unevaluated,
@@ -124,11 +122,9 @@ def decide(call: Call, policies: Mapping[str, Any], lookup=None) -> Outcome:
         call.context,
         lookup,
     )
-    statements = tuple(dict.fromkeys(label for _, _, d in checked.checks if d.allowed for label in d.matched))
     return Outcome(
         checked.allowed,
         tuple((a, r, c) for (a, r, _), c in zip(checked.checks, checked.contexts, strict=True)),
-        statements if checked.allowed else (),
         checked.message,
         checked.code,
         checked.unevaluated,
@@ -283,13 +279,12 @@ class Authorizer:
             ("Federated", provider),
             "sts:AssumeRoleWithWebIdentity",
             oidc.condition_context(claims),
-            decision,
         )
 
-    def record_trust(self, call: Call, principal: tuple[str, str], action: str, context, decision) -> None:
+    def record_trust(self, call: Call, principal: tuple[str, str], action: str, context) -> None:
         """Keeps a role assumption that the role's trust policy allowed (by `principal`: kind, value)."""
         check = (action, (call.principal,), dict(context))
-        outcome = Outcome(True, (check,), decision.matched, None, None, (), principal)
+        outcome = Outcome(True, (check,), None, None, (), principal)
         with self._lock:
             self.calls.append((call, outcome))
 

@@ -99,7 +99,7 @@ class Principals:
                     call = Call(
                         role_arn, "sts", "AssumeRole", {"RoleArn": role_arn}, self.sts.meta.region_name
                     )
-                    self.checks.record_trust(call, ("Service", service), "sts:AssumeRole", {}, decision)
+                    self.checks.record_trust(call, ("Service", service), "sts:AssumeRole", {})
                 session = service.split(".", 1)[0]
                 assumed = self.sts.assume_role(RoleArn=role_arn, RoleSessionName=f"local-{session}")
                 credentials = assumed["Credentials"]
