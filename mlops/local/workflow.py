@@ -345,9 +345,6 @@ class JobRunner:
             "job": {"status": "failure" if failed else "success"},
         }
 
-    def environment_name(self) -> str | None:
-        return environment_of(self.job)
-
     def functions(self) -> dict[str, Callable[[], bool]]:
         failed = any(r.conclusion == "failure" for r in self.results)
         return {
@@ -612,7 +609,7 @@ class JobRunner:
                 add_path=lambda folder: self.paths.insert(0, folder),
                 record=self.record,
                 log=log,
-                environment=self.environment_name(),
+                environment=environment_of(self.job),
             )
             result.outputs.update({k: str(v) for k, v in (action(call) or {}).items()})
         except (ActionFailed, ExpressionError) as error:
