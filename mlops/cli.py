@@ -64,7 +64,10 @@ def _start_rehearsal(args: argparse.Namespace, out: TextIO) -> tuple[LocalStack,
     if args.shift and not args.traffic:
         raise ReleaseError("--shift changes the rows --traffic sends: give --traffic N too")
     shifts = [parse_shift(text, feature_names_of(args.model)) for text in args.shift]
+    # A canary that fails on some requests only shows with requests: send some unless told a rate.
+    canary_errors = any(name == "canary-errors" for name, _ in faults)
     options = Options(
+        update_traffic=args.update_traffic if args.update_traffic is not None else 10.0 * canary_errors,
         traffic=args.traffic or 0,
         shifts=shifts,
         **({"workflow": workflow} if workflow else {}),
@@ -533,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME[@N]",
         help="inject a fault into every release, or release N only: train-crash, serve-crash, throttle, "
-        "no-training-data, malformed-test-data, duplicate-execution (see docs/faults.md)",
+        "canary-errors, no-training-data, malformed-test-data, duplicate-execution (see docs/faults.md)",
     )
     rehearse.add_argument(
         "--stages",
@@ -566,6 +569,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="FEATURE=DELTA",
         help="with --traffic: add DELTA to FEATURE in every row sent, e.g. petal_width=+1.5 (repeatable)",
+    )
+    rehearse.add_argument(
+        "--update-traffic",
+        type=_positive(float),
+        metavar="RPS",
+        help="while an endpoint update runs, send RPS held-out rows per second through the API (each release's "
+        "deployment record counts them; default: 10 with --fault canary-errors, else none)",
     )
     rehearse.set_defaults(func=_rehearse)
 

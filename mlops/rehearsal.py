@@ -42,6 +42,7 @@ class Options:
     rollback: bool = False  # after the releases and promotions, roll the first stage back (rollback.yml)
     traffic: int = 0  # rows sent through the API after the release, then the drift check (0: neither)
     shifts: list[tuple[str, float]] = field(default_factory=list)  # (feature, delta) added to the traffic
+    update_traffic: float = 0.0  # requests per second through the API while an endpoint update runs
 
     def faults_for(self, release: int) -> set[str]:
         return {name for name, number in self.faults if number in (None, release)}
@@ -145,13 +146,62 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
     out.write(f"Release {attempt}: commit {commit[:12]}, execution {outputs['execution_name']}\n")
     done = threading.Event()
     _approve_in_background(stack, options, known_mail, out, done)
+    during_updates = (
+        UpdateTraffic(stack, options.update_traffic, out).start(done) if options.update_traffic else None
+    )
     try:
-        return {
-            **follow_execution(stack, outputs["execution_arn"], options.timeout, out),
-            "workflow": workflow,
-        }
+        followed = follow_execution(stack, outputs["execution_arn"], options.timeout, out)
     finally:
         done.set()
+    deployment = stack.sagemaker.deployments.get(followed["names"]["endpoint_config"])
+    if deployment and during_updates:
+        deployment["traffic"] = during_updates.result()
+    return {**followed, "deployment": deployment, "workflow": workflow}
+
+
+class UpdateTraffic:
+    """While the stage's endpoint is being updated, held-out rows go through the API at a steady rate, as users
+    keep calling during a blue/green update; the result says how many were sent, answered and failed."""
+
+    def __init__(self, stack: LocalStack, rate: float, out: TextIO) -> None:
+        from .traffic import held_out_rows
+
+        _, test = write_split(model_of(stack), stack.work_dir / "traffic")
+        self._rows = [",".join(row) for row in held_out_rows(test)]
+        self._stack = stack
+        self._rate = rate
+        self._out = out
+        self._results: list[dict] = []
+        self._thread: threading.Thread | None = None
+
+    def start(self, done: threading.Event) -> UpdateTraffic:
+        self._thread = threading.Thread(target=self._watch, args=(done,), name="update-traffic", daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self, done: threading.Event) -> None:
+        from .traffic import SteadyTraffic
+
+        sagemaker, name = self._stack.sagemaker, self._stack.endpoint_name
+        api_key = self._stack.api_key_file.read_text() if self._stack.api_key_file else None
+        while not done.is_set():
+            with sagemaker.updating:
+                if not sagemaker.updating.wait_for(lambda: name in sagemaker.updates, timeout=0.2):
+                    continue
+            self._out.write(
+                f"  ↻ update of {name}: {self._rate:g} requests/s through the API while it runs\n"
+            )
+            self._out.flush()
+            traffic = SteadyTraffic(self._stack.api_url, self._rows, self._rate, api_key).start()
+            with sagemaker.updating:
+                while name in sagemaker.updates and not done.is_set():
+                    sagemaker.updating.wait(timeout=0.2)
+            self._results.append(traffic.stop())
+
+    def result(self) -> dict | None:
+        if self._thread:
+            self._thread.join(timeout=40)
+        return self._results[-1] if self._results else None
 
 
 def start_from_workflow(stack: LocalStack, options: Options, commit: str, attempt: int, out: TextIO) -> dict:
@@ -365,9 +415,13 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
                     "failed_state",
                     "error",
                     "cause",
+                    "deployment",
                 )
             }
-            | {"model_package_arn": registry_record(stack, r)["model_package_arn"]}
+            | {
+                "model_package_arn": registry_record(stack, r)["model_package_arn"],
+                "alarm": (r.get("deployment") or {}).get("alarm"),
+            }
             for r in releases
         ]
     return summary

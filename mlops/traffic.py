@@ -8,6 +8,8 @@ column, as a change in the world would.
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -100,3 +102,52 @@ def send(api_url: str, rows: Sequence[str], api_key: str | None = None, workers:
         "first_error": None if not failed else f"HTTP {failed[0][0]}: {failed[0][1]}",
         "predictions": dict(Counter(ok)),
     }
+
+
+class SteadyTraffic:
+    """Rows sent one at a time at `rate` per second until `stop()`, as users keep calling during an update;
+    `stop()` returns how many were sent, answered (200) and failed, with the failures' statuses."""
+
+    def __init__(self, api_url: str, rows: Sequence[str], rate: float, api_key: str | None = None) -> None:
+        self._url = api_url.rstrip("/") + ROUTE
+        self._rows = rows
+        self._interval = 1.0 / rate
+        self._headers = {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {})}
+        self._stop = threading.Event()
+        self._statuses: Counter[int] = Counter()
+        self._thread = threading.Thread(target=self._run, name="steady-traffic", daemon=True)
+
+    def start(self) -> SteadyTraffic:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        number = 0
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            row = self._rows[number % len(self._rows)]
+            number += 1
+            request = urllib.request.Request(  # noqa: S310 - the URL is the rehearsal's own API
+                self._url, data=json.dumps({"data": row}).encode(), headers=self._headers, method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                    response.read()
+                    self._statuses[response.status] += 1
+            except urllib.error.HTTPError as error:
+                self._statuses[error.code] += 1
+            except (urllib.error.URLError, OSError):
+                self._statuses[0] += 1
+            next_at += self._interval
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(timeout=35)
+        sent = sum(self._statuses.values())
+        return {
+            "sent": sent,
+            "answered": self._statuses[200],
+            "failed": sent - self._statuses[200],
+            "failed_statuses": {str(code): n for code, n in sorted(self._statuses.items()) if code != 200},
+        }

@@ -34,8 +34,10 @@ from moto.sagemaker.utils import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from . import archive, batch, principals, transform
+from .alarm_evaluation import AlarmEvaluator, EndpointMetrics
 from .capture import CaptureSettings, CaptureWriter
 from .cloudwatch import CloudWatch, metric_values, rollback_alarms
+from .deployment import TIME_SCALE, DeploymentConfigError, Plan, Update, plan_of
 from .runners import ModelServer, ProcessRunner, remove_tree
 from .s3objects import object_keys, s3_parts
 
@@ -56,6 +58,7 @@ LOOPBACK_S3 = Config(
 )
 
 
+_ALARM_TICK_SECONDS = 0.1  # how often a bake looks at its alarms (local time)
 _INSTANCE = "i-0local"  # the one instance a local job or variant runs on, as its log streams name it
 # An image in a private ECR repository: SageMaker pulls it with the execution role.
 _ECR_IMAGE = re.compile(
@@ -91,6 +94,11 @@ class LocalSageMaker:
         self._settled: dict[str, threading.Event] = {}  # per endpoint: set when Creating/Updating ends
         self._clients: dict[str, Any] = {}
         self.capture = CaptureWriter(self.s3, self._acting_as)  # DataCaptureConfig of the endpoints
+        self.metrics = EndpointMetrics()  # what SageMaker sends CloudWatch per InvokeEndpoint
+        self.alarms = AlarmEvaluator(self.metrics, lambda: self.client("cloudwatch"), TIME_SCALE)
+        self.updates: dict[str, Update] = {}  # endpoint name -> its blue/green update under way
+        self.deployments: dict[str, dict[str, Any]] = {}  # endpoint config name -> how its update went
+        self.updating = threading.Condition()  # notified when an update starts or ends
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def client(self, service: str):
@@ -331,6 +339,8 @@ class LocalSageMaker:
             {**self.serve_env, **(container.get("Environment") or {})},
         )
         server.wait_ready()
+        if "canary-errors" in self.faults:
+            server = FailingModel(server)
         # The capture settings travel with the fleet: an update swaps both at once.
         server.capture = CaptureSettings.from_config(
             config.data_capture_config,
@@ -391,6 +401,11 @@ class LocalSageMaker:
             raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
         if config_name not in backend.endpoint_configs:
             raise ValidationError(message=f'Could not find endpoint configuration "{config_name}".')
+        variant = backend.endpoint_configs[config_name].production_variants[0]
+        try:
+            plan = plan_of(deployment_config, int(variant.get("InitialInstanceCount") or 1))
+        except DeploymentConfigError as error:
+            raise ValidationError(message=str(error)) from None
         endpoint.endpoint_status = "Updating"
         endpoint.failure_reason = None
         self._transition(
@@ -400,44 +415,92 @@ class LocalSageMaker:
             backend,
             config_name,
             rollback_alarms(deployment_config),
+            plan,
         )
 
-    def _update_endpoint(self, endpoint, backend, config_name: str, alarms: list[str]) -> None:
-        # Blue/green: the new fleet must pass its health check before traffic moves; otherwise roll back.
+    def _update_endpoint(self, endpoint, backend, config_name: str, alarms: list[str], plan: Plan) -> None:
+        """Blue/green: the new fleet takes traffic only once healthy, step by step as the plan says, while the
+        rollback alarms are watched; an alarm in ALARM sends all traffic back to the old fleet."""
+        name = endpoint.endpoint_name
+        record = self.deployments[config_name] = {
+            "endpoint": name,
+            "strategy": plan.kind,
+            "steps": plan.describe(),
+            "termination_wait_seconds": plan.termination_wait_seconds,
+            "alarms": alarms,
+            "outcome": "rolled back",
+            "alarm": None,
+            "requests": None,
+        }
         try:
-            server = self._start_server_for(backend, endpoint.endpoint_name, config_name)
+            server = self._start_server_for(backend, name, config_name)
         except Exception as exc:
-            endpoint.failure_reason = (
-                f"Update rolled back: the new fleet for {config_name} did not pass the "
-                f"ping health check: {exc}"[:1024]
+            self._keep_old_fleet(
+                endpoint,
+                f"Update rolled back: the new fleet for {config_name} did not pass the ping health check: {exc}",
             )
-            endpoint.last_modified_time = utcnow()
-            endpoint.endpoint_status = "InService"
-            return
-        # Baking: the auto-rollback alarms are watched before the old fleet goes (locally: read once).
-        firing = self.cloudwatch.alarms_firing(alarms)
-        if firing:
-            server.stop()
-            endpoint.failure_reason = f"Update rolled back: alarm {', '.join(firing)} fired during baking"[
-                :1024
-            ]
-            endpoint.last_modified_time = utcnow()
-            endpoint.endpoint_status = "InService"
             return
         with self._lock:
-            old = self.servers.get(endpoint.endpoint_name)
-            self.servers[endpoint.endpoint_name] = server
-        endpoint.endpoint_config_name = config_name
-        endpoint.production_variants = endpoint._process_production_variants(
-            backend.endpoint_configs[config_name].production_variants
-        )
-        endpoint.data_capture_config = capture_summary(
-            backend.endpoint_configs[config_name].data_capture_config
-        )
+            update = Update(old=self.servers.get(name), new=server, alarms=alarms)
+        with self.updating:
+            self.updates[name] = update
+            self.updating.notify_all()
+        try:
+            for step in plan.steps:
+                update.split.shift(step.new_percent)
+                fired = self._bake(update, step.bake_seconds)
+                if fired:
+                    update.split.shift(0)
+                    update.drain("new")
+                    server.stop()
+                    record["alarm"] = fired
+                    self._keep_old_fleet(endpoint, f"Update rolled back: alarm {fired} fired during baking")
+                    return
+            self._shutting_down.wait(plan.termination_wait_seconds / TIME_SCALE)  # the old fleet stays ready
+            with self._lock:
+                self.servers[name] = server
+            endpoint.endpoint_config_name = config_name
+            endpoint.production_variants = endpoint._process_production_variants(
+                backend.endpoint_configs[config_name].production_variants
+            )
+            endpoint.data_capture_config = capture_summary(
+                backend.endpoint_configs[config_name].data_capture_config
+            )
+            record["outcome"] = "completed"
+        finally:
+            with self.updating:
+                self.updates.pop(name, None)
+                self.updating.notify_all()
+            record["requests"] = update.split.as_dict()
         endpoint.last_modified_time = utcnow()
         endpoint.endpoint_status = "InService"
-        if old:
-            old.stop()
+        if update.old:
+            update.drain("old")
+            update.old.stop()
+
+    def _bake(self, update: Update, seconds: int) -> str | None:
+        """Watches the rollback alarms for `seconds` (AWS time); the first one in ALARM, if any."""
+        deadline = time.monotonic() + seconds / TIME_SCALE
+        while True:
+            self.publish_metrics()
+            self.alarms.evaluate(update.alarms)
+            firing = self.cloudwatch.alarms_firing(
+                update.alarms
+            )  # as the execution role, as SageMaker reads them
+            if firing:
+                return firing[0]
+            left = deadline - time.monotonic()
+            if left <= 0 or self._shutting_down.wait(min(left, _ALARM_TICK_SECONDS)):
+                return None
+
+    def _keep_old_fleet(self, endpoint, reason: str) -> None:
+        endpoint.failure_reason = reason[:1024]
+        endpoint.last_modified_time = utcnow()
+        endpoint.endpoint_status = "InService"
+
+    def publish_metrics(self) -> None:
+        """The endpoints' invocation metrics recorded so far, to the local CloudWatch."""
+        self.metrics.publish(self.client("cloudwatch"))
 
     def stop_endpoint(self, name: str) -> None:
         with self._lock:
@@ -448,14 +511,21 @@ class LocalSageMaker:
     def invoke(self, name: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         """SageMaker Runtime's answer. moto takes a response's status from its "status" header, not from the
         tuple, so errors carry it there too (without it boto3 saw every error as a 200)."""
-        server = self.servers.get(name)
+        update = self.updates.get(name)
+        fleet, server = update.begin() if update else ("old", self.servers.get(name))
         if server is None:
             return (
                 400,
                 {"x-amzn-ErrorType": "ValidationError", "status": "400"},
                 json.dumps({"message": f"Endpoint {name} of account 123456789012 not found."}).encode(),
             )
-        status, resp_headers, payload = server.request("POST", "/invocations", body, headers)
+        started = time.perf_counter()
+        try:
+            status, resp_headers, payload = server.request("POST", "/invocations", body, headers)
+        except OSError:  # the model did not answer
+            self._invoked(name, update, fleet, 0, None)
+            raise
+        self._invoked(name, update, fleet, status, (time.perf_counter() - started) * 1e6)
         if status == 200:
             if settings := getattr(server, "capture", None):
                 self.capture.offer(
@@ -476,17 +546,23 @@ class LocalSageMaker:
                 payload,
             )
         message = payload.decode(errors="replace")
+        side = "server" if status >= 500 else "client"
         return (
             424,
             {"x-amzn-ErrorType": "ModelError", "status": "424"},
             json.dumps(
                 {
-                    "message": f'Received client error ({status}) from primary with message "{message}".',
+                    "message": f'Received {side} error ({status}) from primary with message "{message}".',
                     "OriginalStatusCode": status,
                     "OriginalMessage": message,
                 }
             ).encode(),
         )
+
+    def _invoked(self, name: str, update: Update | None, fleet: str, status: int, latency_us: float | None):
+        self.metrics.record_invocation(name, "AllTraffic", status, latency_us)
+        if update:
+            update.end(fleet, status == 200)
 
     def shutdown(self) -> None:
         self._shutting_down.set()
@@ -508,6 +584,7 @@ FAULTS = {
     "train-crash": "the training process dies without writing output/failure",
     "serve-crash": "the model server of the new release exits on start (endpoint create fails, update rolls back)",
     "throttle": "the first CreateModel call is throttled (ThrottlingException), so the state's Retry is used",
+    "canary-errors": "the new release's model answers every other request with HTTP 500 (a canary's alarm fires)",
 }
 
 
@@ -515,6 +592,28 @@ def crash(log_path: Path, message: str) -> int:
     with log_path.open("a") as log:
         log.write(message + "\n")
     return 137
+
+
+class FailingModel:
+    """A model server that answers every other invocation with a 500, as a model with a bug on some inputs."""
+
+    def __init__(self, server: ModelServer) -> None:
+        self._server = server
+        self._invocations = 0
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        return getattr(self._server, name)
+
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 60.0):
+        if path == "/invocations":
+            with self._lock:
+                self._invocations += 1
+                fails = self._invocations % 2 == 1
+            if fails:
+                error = {"error": "model failed on this input (injected fault: canary-errors)"}
+                return 500, {"Content-Type": "application/json"}, json.dumps(error).encode()
+        return self._server.request(method, path, body, headers, timeout)
 
 
 class CrashingRunner(ProcessRunner):

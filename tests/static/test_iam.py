@@ -276,12 +276,36 @@ def test_names_built_from_the_state_machine_name_match_it(app, oidc):
     assert renderings(outputs) == [STATE_MACHINE_ARN]
 
 
-def test_the_rollback_alarm_substitution_names_the_alarm(app):
+def test_the_rollback_alarm_substitutions_name_the_alarms_the_execution_role_may_read(app):
     substitutions = app["Resources"]["ReleaseStateMachine"]["Properties"]["DefinitionSubstitutions"]
-    alarm = app["Resources"]["EndpointHealthAlarm"]["Properties"]
-    assert renderings(substitutions["EndpointAlarmName"]) == renderings(alarm["AlarmName"])
-    metrics = {m["MetricStat"]["Metric"]["MetricName"] for m in alarm["Metrics"] if "MetricStat" in m}
-    assert metrics == {"Invocation5XXErrors", "ModelLatency"}
+    alarms = {
+        "EndpointErrorsAlarmName": ("EndpointErrorsAlarm", "Invocation5XXErrors"),
+        "EndpointLatencyAlarmName": ("EndpointLatencyAlarm", "ModelLatency"),
+        "ModelErrorsAlarmName": ("ModelErrorsAlarm", "InvocationModelErrors"),
+    }
+    definition = json.loads((INFRA.parent / "statemachine" / "mlops.asl.json").read_text())
+    rollback = definition["States"]["UpdateEndpoint"]["Parameters"]["DeploymentConfig"][
+        "AutoRollbackConfiguration"
+    ]
+    assert [a["AlarmName"] for a in rollback["Alarms"]] == [f"${{{name}}}" for name in alarms]
+    readable = [
+        r
+        for s in role_statements(app, "SageMakerExecutionRole")
+        if "cloudwatch:DescribeAlarms" in s.actions
+        for resource in values(s.body.get("Resource"))
+        for r in renderings(resource)
+    ]
+    for substitution, (resource, metric) in alarms.items():
+        alarm = app["Resources"][resource]["Properties"]
+        assert renderings(substitutions[substitution]) == renderings(alarm["AlarmName"])
+        assert alarm["MetricName"] == metric and alarm["Namespace"] == "AWS/SageMaker"
+        (name,) = renderings(alarm["AlarmName"])
+        assert (
+            readable.count(
+                f"arn:${{AWS::Partition}}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:alarm:{name}"
+            )
+            == 1
+        )
 
 
 def test_inference_auth_is_a_parameter_and_approval_routes_stay_open(app):

@@ -32,29 +32,92 @@ def _state(name: str) -> dict:
     return DEFINITION["States"][name]
 
 
-def _alarm_window_seconds(alarm: dict) -> int:
-    """How long the alarm needs to see an update's errors: its longest period times the periods it evaluates."""
-    periods = [m["MetricStat"]["Period"] for m in alarm["Metrics"] if "MetricStat" in m]
-    return max(periods) * alarm["EvaluationPeriods"]
+ROLLBACK_ALARMS = ("EndpointErrorsAlarm", "EndpointLatencyAlarm", "ModelErrorsAlarm")
 
 
-def test_the_blue_green_baking_period_outlasts_the_rollback_alarms_window(app):
-    # SageMaker watches the rollback alarm only while it bakes the new fleet; a shorter bake cannot roll back.
+def _default(app: dict, value) -> int:
+    """A property's number: itself, or the default of the parameter it refers to."""
+    return int(app["Parameters"][value["Ref"]]["Default"]) if isinstance(value, dict) else int(value)
+
+
+def test_each_traffic_step_bakes_longer_than_every_rollback_alarms_window(app):
+    # SageMaker watches the rollback alarms only while a step bakes; a shorter bake cannot roll back.
     baking = app["Parameters"]["DeploymentBakingSeconds"]
-    window = _alarm_window_seconds(app["Resources"]["EndpointHealthAlarm"]["Properties"])
-    assert baking["Default"] > window
-    assert baking["MaxValue"] <= 3600  # the API's limit for both wait fields
-    substitutions = app["Resources"]["ReleaseStateMachine"]["Properties"]["DefinitionSubstitutions"]
-    assert substitutions["DeploymentBakingSeconds"] == {"Ref": "DeploymentBakingSeconds"}
-    configure = _state("Configure")["Parameters"]
-    assert "'${DeploymentBakingSeconds}'" in configure["deployment_baking_seconds.$"]
-    policy = _state("UpdateEndpoint")["Parameters"]["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    for name in ROLLBACK_ALARMS:
+        alarm = app["Resources"][name]["Properties"]
+        window = _default(app, alarm["Period"]) * alarm["EvaluationPeriods"]
+        assert baking["Default"] > window, name
+        allowed = app["Parameters"][alarm["Period"]["Ref"]]["AllowedValues"]
+        assert all(period % 60 == 0 for period in allowed), name  # SageMaker's metrics are per minute
     assert (
-        policy["TrafficRoutingConfiguration"]["WaitIntervalInSeconds.$"]
-        == "$.config.deployment_baking_seconds"
+        baking["MaxValue"] <= 3600
+    )  # the API's limit for WaitIntervalInSeconds and TerminationWaitInSeconds
+    assert app["Parameters"]["DeploymentTerminationWaitSeconds"]["MaxValue"] <= 3600
+
+
+def test_the_default_timeout_outlasts_every_strategys_waits_with_time_to_provision(app):
+    parameters = app["Parameters"]
+    baking = parameters["DeploymentBakingSeconds"]["Default"]
+    termination = parameters["DeploymentTerminationWaitSeconds"]["Default"]
+    percent = parameters["DeploymentTrafficPercent"]["Default"]
+    steps = {"ALL_AT_ONCE": 1, "CANARY": 1, "LINEAR": -(-100 // percent)}
+    timeout = parameters["DeploymentTimeoutSeconds"]
+    assert (timeout["MinValue"], timeout["MaxValue"]) == (600, 28800)  # MaximumExecutionTimeoutInSeconds
+    for strategy in parameters["DeploymentStrategy"]["AllowedValues"]:
+        assert timeout["Default"] >= steps[strategy] * baking + termination + 300, strategy
+    assert parameters["DeploymentTrafficPercent"]["MaxValue"] <= 50  # a canary is at most half the new fleet
+
+
+def _update_endpoint_request(routing_state: str) -> dict:
+    """UpdateEndpoint's parameters as the state machine sends them after `routing_state`, with numbers."""
+    config = {
+        "deployment_traffic_percent": 10,
+        "deployment_baking_seconds": 300,
+        "deployment_termination_wait_seconds": 120,
+        "deployment_timeout_seconds": 3600,
+    }
+
+    def resolve(value):
+        if isinstance(value, dict):
+            return {k.removesuffix(".$"): resolve(v) for k, v in value.items()}
+        if isinstance(value, str) and value.startswith("$.config."):
+            return config[value.removeprefix("$.config.")]
+        return value
+
+    routing = resolve(_state(routing_state)["Parameters"])
+    request = resolve(_state("UpdateEndpoint")["Parameters"])
+    request["EndpointConfigName"] = "config"
+    request["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] = routing
+    return request
+
+
+@pytest.mark.parametrize("routing_state", ["AllAtOnceRouting", "CanaryRouting", "LinearRouting"])
+def test_every_traffic_routing_the_strategy_chooses_is_a_valid_update_endpoint_request(routing_state):
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model("UpdateEndpoint").input_shape
+    request = _update_endpoint_request(routing_state)
+    report = ParamValidator().validate(request, shape)
+    assert not report.has_errors(), report.generate_report()
+    policy = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    kind = policy["TrafficRoutingConfiguration"]["Type"]
+    assert (
+        kind
+        in shape.members["DeploymentConfig"]
+        .members["BlueGreenUpdatePolicy"]
+        .members["TrafficRoutingConfiguration"]
+        .members["Type"]
+        .enum
     )
-    assert policy["TerminationWaitInSeconds.$"] == "$.config.deployment_baking_seconds"
-    assert policy["MaximumExecutionTimeoutInSeconds.$"] == "$.config.deployment_timeout_seconds"
+
+
+def test_the_strategy_choice_covers_every_allowed_strategy(app):
+    choices = {c["StringEquals"]: c["Next"] for c in _state("TrafficRouting")["Choices"]}
+    routed = {**choices, "ALL_AT_ONCE": _state("TrafficRouting")["Default"]}
+    assert set(routed) == set(app["Parameters"]["DeploymentStrategy"]["AllowedValues"])
+    for strategy, state in routed.items():
+        assert _state(state)["Parameters"]["Type"] == strategy
 
 
 def _sdk_error_names(service: str) -> set[str]:
