@@ -505,10 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rehearse.add_argument(
         "--parameter",
-        nargs="*",
+        nargs="+",
+        action="extend",
         default=[],
         metavar="NAME=VALUE",
-        help="override a template parameter, e.g. MinAccuracy=0.95",
+        help="override a template parameter, e.g. MinAccuracy=0.95 (repeatable; several may follow one --parameter)",
     )
     rehearse.add_argument(
         "--model",

@@ -366,12 +366,14 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         "diagram": last["diagram"],
         "workflow": last["workflow"],
     }
-    if last["status"] == "SUCCEEDED":
-        summary["curl"], summary["prediction"] = curl_prediction(stack)
-    else:
+    if last["status"] != "SUCCEEDED":
         summary.update(
             {k: last.get(k) for k in ("failed_state", "error", "reason", "cause", "failure_record")}
         )
+    # After a rolled-back update the previous model still serves: the curl shows it.
+    if last["status"] == "SUCCEEDED" or last.get("error") == "DeploymentRolledBack":
+        summary["curl"], summary["prediction"] = curl_prediction(stack)
+    else:
         summary["curl"], summary["prediction"] = None, None
     summary["live_endpoints"] = stack.live_endpoints()
     if options.traffic and last["status"] == "SUCCEEDED":

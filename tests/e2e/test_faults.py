@@ -154,3 +154,31 @@ def test_two_releases_update_one_endpoint_and_leave_nothing_over(rehearse):
     assert steps["Start the release"] == "success"
     assert summary["workflow"]["credentials"]["role_session_name"] == "release-1-2"
     json.dumps(summary)
+
+
+def test_a_canary_that_fails_requests_is_rolled_back_by_its_alarm_and_no_old_fleet_request_fails(
+    rehearse, tmp_path
+):
+    code, summary, _ = rehearse("--releases", "2", "--fault", "canary-errors@2")
+    first, second = summary["releases"]
+    assert code == 1
+    assert first["status"] == "SUCCEEDED" and second["status"] == "FAILED"
+    alarm = "mlops-iris-staging-endpoint-5xx-errors"
+    assert (second["error"], second["alarm"]) == ("DeploymentRolledBack", alarm)
+    assert first["model_package_arn"] and second["model_package_arn"] != first["model_package_arn"]
+    deployment = second["deployment"]
+    assert (deployment["strategy"], deployment["outcome"]) == ("CANARY", "rolled back")
+    assert deployment["steps"][0] == {"new_percent": 10.0, "bake_seconds": 300}
+    requests, traffic = deployment["requests"], deployment["traffic"]
+    # Every request the old fleet took was answered; the only failures are the canary's, each one counted.
+    assert requests["old"]["failed"] == 0
+    assert traffic["failed"] == requests["new"]["failed"] >= 1
+    assert traffic["answered"] == requests["old"]["answered"] + requests["new"]["answered"]
+    assert traffic["sent"] == traffic["answered"] + traffic["failed"] > 10
+    assert set(traffic["failed_statuses"]) == {"502"}  # the API's answer to a model error
+    # Release 1 kept serving: the endpoint never left its config, and the API still answers.
+    assert first["names"]["endpoint_config"] in summary["cause"] and alarm in summary["cause"]
+    assert summary["live_endpoints"] == ["mlops-iris-staging"]
+    assert summary["prediction"] == {"result": "setosa"}
+    subject, body = _failure_mail(tmp_path)
+    assert "deploy" in subject.lower() and alarm in body.replace("=\n", "")

@@ -7,6 +7,7 @@ import os
 import stat
 import tarfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import joblib
@@ -162,3 +163,148 @@ def test_a_missing_endpoint_is_sagemakers_400_validation_error(stack):
     error = raised.value.response
     assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPStatusCode"]) == ("ValidationError", 400)
     assert "no-such-endpoint" in error["Error"]["Message"]
+
+
+def rollback_alarms(stack) -> list[str]:
+    """The template's rollback alarms of the stack's endpoint (deployed with the stack)."""
+    name = stack.endpoint_name
+    return [f"{name}-endpoint-5xx-errors", f"{name}-endpoint-latency-p99", f"{name}-model-errors"]
+
+
+def guarded(routing: dict, alarms: list[str]) -> dict:
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": 60,
+            "MaximumExecutionTimeoutInSeconds": 1800,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": alarm} for alarm in alarms]},
+    }
+
+
+def invoke_while_updating(stack, endpoint: str) -> dict[str, int]:
+    """InvokeEndpoint, one request after another, until the update ends; the answers' outcomes."""
+    sm, runtime = stack.client("sagemaker"), stack.client("sagemaker-runtime")
+    outcomes = {"answered": 0, "model_errors": 0}
+    deadline = time.monotonic() + 60
+    while sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "Updating":
+        assert time.monotonic() < deadline, "the update did not end"
+        for _ in range(5):
+            try:
+                runtime.invoke_endpoint(
+                    EndpointName=endpoint, ContentType="text/csv", Body=b"4.5,1.3,0.3,0.3"
+                )
+                outcomes["answered"] += 1
+            except runtime.exceptions.ModelError:
+                outcomes["model_errors"] += 1
+    return outcomes
+
+
+@pytest.fixture
+def guarded_endpoint(stack):
+    name = stack.endpoint_name
+    sm = stack.client("sagemaker")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=config(stack, "guarded-1"))
+    sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1})
+    yield name
+    sm.delete_endpoint(EndpointName=name)
+    stack.sagemaker.faults = set()
+
+
+def test_a_failing_canary_is_rolled_back_by_the_templates_alarm_and_the_old_fleet_fails_no_request(
+    stack, guarded_endpoint
+):
+    sm, cloudwatch = stack.client("sagemaker"), stack.client("cloudwatch")
+    alarms = rollback_alarms(stack)
+    stack.sagemaker.faults = {"canary-errors"}  # the new fleet's model fails every other request
+    routing = {
+        "Type": "CANARY",
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+        "WaitIntervalInSeconds": 600,
+    }
+    sm.update_endpoint(
+        EndpointName=guarded_endpoint,
+        EndpointConfigName=config(stack, "guarded-2"),
+        DeploymentConfig=guarded(routing, alarms),
+    )
+    outcomes = invoke_while_updating(stack, guarded_endpoint)
+
+    described = sm.describe_endpoint(EndpointName=guarded_endpoint)
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "guarded-1")
+    assert f"alarm {alarms[0]} fired during baking" in described["FailureReason"]
+    record = stack.sagemaker.deployments["guarded-2"]
+    assert (record["outcome"], record["alarm"], record["strategy"]) == ("rolled back", alarms[0], "CANARY")
+    requests = record["requests"]
+    assert requests["old"]["failed"] == 0 and requests["old"]["answered"] == outcomes["answered"]
+    assert requests["new"]["failed"] == outcomes["model_errors"] >= 1
+    # the rollback came during the canary's bake (600 s, 5 s locally), at its first failure
+    assert sum(requests["new"].values()) <= 2
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[alarms[0]])["MetricAlarms"]
+    assert alarm["StateValue"] == "ALARM" and alarm["StateReason"].startswith("Threshold Crossed")
+    stack.sagemaker.publish_metrics()
+    errors = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker",
+        MetricName="Invocation5XXErrors",
+        Dimensions=[
+            {"Name": "EndpointName", "Value": guarded_endpoint},
+            {"Name": "VariantName", "Value": "AllTraffic"},
+        ],
+        StartTime=datetime.now(UTC) - timedelta(minutes=10),
+        EndTime=datetime.now(UTC) + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    assert sum(point["Sum"] for point in errors) >= outcomes["model_errors"]
+    assert predict(stack, guarded_endpoint, "4.5,1.3,0.3,0.3") == ["setosa"]  # the old fleet still answers
+
+
+def test_a_healthy_linear_update_moves_all_traffic_step_by_step_and_the_alarms_stay_ok(
+    stack, guarded_endpoint
+):
+    sm, cloudwatch = stack.client("sagemaker"), stack.client("cloudwatch")
+    alarms = rollback_alarms(stack)
+    routing = {
+        "Type": "LINEAR",
+        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+        "WaitIntervalInSeconds": 120,
+    }
+    sm.update_endpoint(
+        EndpointName=guarded_endpoint,
+        EndpointConfigName=config(stack, "guarded-3"),
+        DeploymentConfig=guarded(routing, alarms),
+    )
+    outcomes = invoke_while_updating(stack, guarded_endpoint)
+
+    described = sm.describe_endpoint(EndpointName=guarded_endpoint)
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "guarded-3")
+    assert "FailureReason" not in described
+    record = stack.sagemaker.deployments["guarded-3"]
+    assert record["outcome"] == "completed" and record["alarm"] is None
+    assert [step["new_percent"] for step in record["steps"]] == [50.0, 100.0]
+    assert outcomes["model_errors"] == 0
+    assert record["requests"]["new"]["answered"] > 0 and record["requests"]["old"]["answered"] > 0
+    states = {
+        a["AlarmName"]: a["StateValue"] for a in cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"]
+    }
+    assert states[alarms[0]] == "OK" and states[alarms[2]] == "OK"
+
+
+def test_a_deployment_config_sagemaker_refuses_is_a_validation_error_and_nothing_changes(
+    stack, guarded_endpoint
+):
+    sm = stack.client("sagemaker")
+    routing = {
+        "Type": "CANARY",
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 60},
+        "WaitIntervalInSeconds": 60,
+    }
+    with pytest.raises(sm.exceptions.ClientError) as raised:
+        sm.update_endpoint(
+            EndpointName=guarded_endpoint,
+            EndpointConfigName=config(stack, "guarded-4"),
+            DeploymentConfig=guarded(routing, rollback_alarms(stack)),
+        )
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert "at most 50%" in raised.value.response["Error"]["Message"]
+    described = sm.describe_endpoint(EndpointName=guarded_endpoint)
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "guarded-1")

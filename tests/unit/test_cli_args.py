@@ -49,3 +49,11 @@ def test_every_example_has_data_a_sample_row_and_stack_parameters_the_template_a
     assert tuple(choices.choices) == EXAMPLES == tuple(EXAMPLE_PARAMETERS) == tuple(SAMPLE_ROWS)
     for parameters in EXAMPLE_PARAMETERS.values():
         Template().check_parameters(parameters)
+
+
+def test_every_parameter_given_is_kept_whether_repeated_or_listed():
+    args = build_parser().parse_args(
+        ["rehearse", "--parameter", "DeploymentStrategy=LINEAR", "--parameter", "A=1", "B=2", "--releases", "2"]
+    )
+    assert args.parameter == ["DeploymentStrategy=LINEAR", "A=1", "B=2"]
+    assert args.releases == 2

@@ -1,0 +1,154 @@
+"""An UpdateEndpoint's DeploymentConfig as the local SageMaker runs it: the traffic steps, what SageMaker
+refuses, and how requests are split between the fleets while the update runs."""
+
+import threading
+
+import pytest
+
+from mlops.local.deployment import DeploymentConfigError, Split, Update, plan_of
+
+
+def config(routing: dict, **policy) -> dict:
+    return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing, **policy}}
+
+
+def test_without_a_deployment_config_all_traffic_moves_at_once_without_baking():
+    plan = plan_of(None)
+    assert plan.kind == "ALL_AT_ONCE"
+    assert plan.describe() == [{"new_percent": 100.0, "bake_seconds": 0}]
+
+
+def test_a_canary_bakes_its_share_then_moves_the_rest():
+    plan = plan_of(
+        config(
+            {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                "WaitIntervalInSeconds": 300,
+            },
+            TerminationWaitInSeconds=120,
+            MaximumExecutionTimeoutInSeconds=3600,
+        )
+    )
+    assert plan.describe() == [
+        {"new_percent": 10.0, "bake_seconds": 300},
+        {"new_percent": 100.0, "bake_seconds": 0},
+    ]
+    assert plan.termination_wait_seconds == 120 and plan.waiting_seconds == 420
+
+
+def test_linear_steps_each_bake_and_the_last_reaches_all_traffic():
+    plan = plan_of(
+        config(
+            {
+                "Type": "LINEAR",
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 30},
+                "WaitIntervalInSeconds": 60,
+            }
+        )
+    )
+    assert [s["new_percent"] for s in plan.describe()] == [30.0, 60.0, 90.0, 100.0]
+    assert {s["bake_seconds"] for s in plan.describe()} == {60}
+
+
+def test_an_instance_count_size_is_a_share_of_the_new_fleet():
+    plan = plan_of(
+        config(
+            {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                "WaitIntervalInSeconds": 0,
+            }
+        ),
+        new_instances=4,
+    )
+    assert plan.steps[0].new_percent == 25.0
+
+
+@pytest.mark.parametrize(
+    "routing, policy, says",
+    [
+        (
+            {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 60},
+                "WaitIntervalInSeconds": 60,
+            },
+            {},
+            "at most 50%",
+        ),
+        ({"Type": "CANARY", "WaitIntervalInSeconds": 60}, {}, "CanarySize is required"),
+        (
+            {
+                "Type": "ALL_AT_ONCE",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                "WaitIntervalInSeconds": 60,
+            },
+            {},
+            "not applicable",
+        ),
+        (
+            {
+                "Type": "LINEAR",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                "WaitIntervalInSeconds": 60,
+            },
+            {},
+            "not applicable",
+        ),
+        ({"Type": "SOMETIMES", "WaitIntervalInSeconds": 60}, {}, "enum value set"),
+        ({"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 3601}, {}, "between 0 and 3600"),
+        ({"Type": "ALL_AT_ONCE"}, {}, "WaitIntervalInSeconds is required"),
+        (
+            {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 60},
+            {"MaximumExecutionTimeoutInSeconds": 300},
+            "between 600 and 28800",
+        ),
+        (
+            {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600},
+            {"MaximumExecutionTimeoutInSeconds": 600},
+            "larger than",
+        ),
+        (
+            {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 2},
+                "WaitIntervalInSeconds": 0,
+            },
+            {},
+            "more than the new fleet",
+        ),
+    ],
+)
+def test_what_sagemaker_refuses_is_refused_with_its_reason(routing, policy, says):
+    with pytest.raises(DeploymentConfigError, match=says):
+        plan_of(config(routing, **policy))
+
+
+def test_a_ten_percent_share_sends_every_tenth_request_to_the_new_fleet():
+    split = Split()
+    split.shift(10)
+    picks = [split.pick() for _ in range(30)]
+    assert [n for n, fleet in enumerate(picks, 1) if fleet == "new"] == [10, 20, 30]
+    split.shift(100)
+    assert {split.pick() for _ in range(5)} == {"new"}
+    split.shift(0)
+    assert {split.pick() for _ in range(5)} == {"old"}
+
+
+def test_a_fleet_is_drained_only_once_the_requests_it_took_are_answered():
+    update = Update(old="old-server", new="new-server", alarms=[])
+    update.split.shift(100)
+    fleet, server = update.begin()
+    assert (fleet, server) == ("new", "new-server")
+    drained = threading.Event()
+    waiter = threading.Thread(target=lambda: (update.drain("new", timeout=5), drained.set()))
+    waiter.start()
+    assert not drained.wait(0.2)  # a request is still being answered
+    update.end(fleet, ok=False)
+    assert drained.wait(2)
+    waiter.join()
+    assert update.split.as_dict() == {
+        "old": {"answered": 0, "failed": 0},
+        "new": {"answered": 0, "failed": 1},
+    }
