@@ -154,9 +154,22 @@ def run_release(stack: LocalStack, options: Options, attempt: int, out: TextIO) 
     finally:
         done.set()
     deployment = stack.sagemaker.deployments.get(followed["names"]["endpoint_config"])
-    if deployment and during_updates:
-        deployment["traffic"] = during_updates.result()
+    if deployment:
+        if during_updates:
+            deployment["traffic"] = during_updates.result()
+        out.write(deployment_line(deployment) + "\n")
     return {**followed, "deployment": deployment, "workflow": workflow}
+
+
+def deployment_line(deployment: dict) -> str:
+    """One line on how an endpoint update went, e.g. for a canary rolled back by its alarm."""
+    steps = " → ".join(f"{step['new_percent']:g}%" for step in deployment["steps"])
+    outcome = deployment["outcome"] + (f" by alarm {deployment['alarm']}" if deployment["alarm"] else "")
+    fleets = "; ".join(
+        f"{fleet} fleet answered {count['answered']}, failed {count['failed']}"
+        for fleet, count in (deployment["requests"] or {}).items()
+    )
+    return f"  update ({deployment['strategy']}, {steps}): {outcome}" + (f" ({fleets})" if fleets else "")
 
 
 class UpdateTraffic:

@@ -159,7 +159,7 @@ def test_two_releases_update_one_endpoint_and_leave_nothing_over(rehearse):
 def test_a_canary_that_fails_requests_is_rolled_back_by_its_alarm_and_no_old_fleet_request_fails(
     rehearse, tmp_path
 ):
-    code, summary, _ = rehearse("--releases", "2", "--fault", "canary-errors@2")
+    code, summary, stderr = rehearse("--releases", "2", "--fault", "canary-errors@2")
     first, second = summary["releases"]
     assert code == 1
     assert first["status"] == "SUCCEEDED" and second["status"] == "FAILED"
@@ -182,3 +182,4 @@ def test_a_canary_that_fails_requests_is_rolled_back_by_its_alarm_and_no_old_fle
     assert summary["prediction"] == {"result": "setosa"}
     subject, body = _failure_mail(tmp_path)
     assert "deploy" in subject.lower() and alarm in body.replace("=\n", "")
+    assert f"update (CANARY, 10% → 100%): rolled back by alarm {alarm} (old fleet answered" in stderr

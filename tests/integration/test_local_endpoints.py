@@ -182,8 +182,14 @@ def guarded(routing: dict, alarms: list[str]) -> dict:
     }
 
 
-def invoke_while_updating(stack, endpoint: str) -> dict[str, int]:
-    """InvokeEndpoint, one request after another, until the update ends; the answers' outcomes."""
+def update_under_traffic(stack, endpoint: str, config_name: str, routing: dict) -> dict[str, int]:
+    """UpdateEndpoint with the template's rollback alarms, then InvokeEndpoint, one request after another,
+    until the update ends; the answers' outcomes."""
+    stack.client("sagemaker").update_endpoint(
+        EndpointName=endpoint,
+        EndpointConfigName=config(stack, config_name),
+        DeploymentConfig=guarded(routing, rollback_alarms(stack)),
+    )
     sm, runtime = stack.client("sagemaker"), stack.client("sagemaker-runtime")
     outcomes = {"answered": 0, "model_errors": 0}
     deadline = time.monotonic() + 60
@@ -222,12 +228,7 @@ def test_a_failing_canary_is_rolled_back_by_the_templates_alarm_and_the_old_flee
         "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25},
         "WaitIntervalInSeconds": 600,
     }
-    sm.update_endpoint(
-        EndpointName=guarded_endpoint,
-        EndpointConfigName=config(stack, "guarded-2"),
-        DeploymentConfig=guarded(routing, alarms),
-    )
-    outcomes = invoke_while_updating(stack, guarded_endpoint)
+    outcomes = update_under_traffic(stack, guarded_endpoint, "guarded-2", routing)
 
     described = sm.describe_endpoint(EndpointName=guarded_endpoint)
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "guarded-1")
@@ -268,12 +269,7 @@ def test_a_healthy_linear_update_moves_all_traffic_step_by_step_and_the_alarms_s
         "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
         "WaitIntervalInSeconds": 120,
     }
-    sm.update_endpoint(
-        EndpointName=guarded_endpoint,
-        EndpointConfigName=config(stack, "guarded-3"),
-        DeploymentConfig=guarded(routing, alarms),
-    )
-    outcomes = invoke_while_updating(stack, guarded_endpoint)
+    outcomes = update_under_traffic(stack, guarded_endpoint, "guarded-3", routing)
 
     described = sm.describe_endpoint(EndpointName=guarded_endpoint)
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "guarded-3")
