@@ -601,7 +601,7 @@ def capture_summary(config: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _create_endpoint_config(self, *args, **kwargs):
     serverless.check_endpoint_config(
-        kwargs.get("production_variants") or [], kwargs.get("data_capture_config"), kwargs.get("kms_key_id")
+        kwargs.get("production_variants") or [], kwargs.get("data_capture_config")
     )
     return _originals["SageMakerModelBackend.create_endpoint_config"](self, *args, **kwargs)
 

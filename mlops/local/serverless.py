@@ -3,8 +3,9 @@
 moto keeps serverless endpoint configs and shows their ServerlessConfig in DescribeEndpoint, but checks only
 the memory size. AWS also refuses (ValidationException) a MaxConcurrency outside 1-200, a variant with both
 ServerlessConfig and instance fields, and the real-time features serverless excludes that an endpoint config
-can carry: data capture, a KMS key, more than one variant (developer guide, "Deploy models with Amazon
-SageMaker Serverless Inference", feature exclusions). An instance endpoint cannot be updated to serverless
+can carry: data capture and more than one variant (developer guide, "Deploy models with Amazon SageMaker
+Serverless Inference", feature exclusions; older versions of that list also named KMS keys, the current one
+does not). An instance endpoint cannot be updated to serverless
 (the other way is allowed), and a rolling update cannot deploy a serverless variant. An invocation beyond
 MaxConcurrency is throttled.
 """
@@ -42,9 +43,7 @@ def _refuse(where: str, value: object, constraint: str) -> None:
     )
 
 
-def check_endpoint_config(
-    variants: list[dict[str, Any]], data_capture_config: dict[str, Any] | None, kms_key_id: str | None
-) -> None:
+def check_endpoint_config(variants: list[dict[str, Any]], data_capture_config: dict[str, Any] | None) -> None:
     """Raises ValidationError for a serverless endpoint config AWS would refuse; instance configs pass."""
     for index, variant in enumerate(variants, start=1):
         config = variant.get("ServerlessConfig")
@@ -84,8 +83,6 @@ def check_endpoint_config(
         raise ValidationError(message="A serverless endpoint config takes one production variant.")
     if data_capture_config:
         raise ValidationError(message="DataCaptureConfig is not supported for serverless endpoints.")
-    if kms_key_id:
-        raise ValidationError(message="KmsKeyId is not supported for serverless endpoints.")
 
 
 def check_update(

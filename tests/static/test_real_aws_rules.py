@@ -299,7 +299,7 @@ def test_each_endpoint_type_creates_a_config_the_sagemaker_api_accepts(app, endp
         # Serverless excludes data capture; a variant with instance fields as well is refused.
         assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
         assert not {"InstanceType", "InitialInstanceCount"} & set(variant)
-        assert "DataCaptureConfig" not in request and "KmsKeyId" not in request
+        assert "DataCaptureConfig" not in request
     else:
         assert "ServerlessConfig" not in variant and "DataCaptureConfig" in request
 

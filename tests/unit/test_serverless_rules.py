@@ -31,7 +31,7 @@ CAPTURE = {"EnableCapture": True, "InitialSamplingPercentage": 100, "Destination
 @pytest.mark.parametrize("memory", [1024, 2048, 3072, 4096, 5120, 6144])
 @pytest.mark.parametrize("concurrency", [1, 200])
 def test_every_documented_memory_size_and_the_concurrency_bounds_are_accepted(memory, concurrency):
-    check_endpoint_config([serverless_variant(memory, concurrency)], None, None)
+    check_endpoint_config([serverless_variant(memory, concurrency)], None)
 
 
 @pytest.mark.parametrize(
@@ -48,32 +48,30 @@ def test_a_memory_size_or_concurrency_aws_refuses_is_a_validation_error_naming_t
     memory, concurrency, field
 ):
     with pytest.raises(ValidationError, match=field):
-        check_endpoint_config([serverless_variant(memory, concurrency)], None, None)
+        check_endpoint_config([serverless_variant(memory, concurrency)], None)
 
 
 def test_a_variant_with_both_serverless_and_instance_fields_is_refused():
     with pytest.raises(ValidationError, match="InstanceType"):
-        check_endpoint_config([serverless_variant(InstanceType="ml.t2.medium")], None, None)
+        check_endpoint_config([serverless_variant(InstanceType="ml.t2.medium")], None)
     with pytest.raises(ValidationError, match="InitialInstanceCount"):
-        check_endpoint_config([serverless_variant(InitialInstanceCount=1)], None, None)
+        check_endpoint_config([serverless_variant(InitialInstanceCount=1)], None)
 
 
 def test_provisioned_concurrency_above_max_concurrency_is_refused():
     variant = serverless_variant(concurrency=2)
     variant["ServerlessConfig"]["ProvisionedConcurrency"] = 3
     with pytest.raises(ValidationError, match="provisionedConcurrency"):
-        check_endpoint_config([variant], None, None)
+        check_endpoint_config([variant], None)
 
 
 def test_what_serverless_excludes_is_refused_with_a_serverless_variant_and_allowed_without():
     with pytest.raises(ValidationError, match="DataCaptureConfig"):
-        check_endpoint_config([serverless_variant()], CAPTURE, None)
-    with pytest.raises(ValidationError, match="KmsKeyId"):
-        check_endpoint_config([serverless_variant()], None, "alias/key")
+        check_endpoint_config([serverless_variant()], CAPTURE)
     second = {**INSTANCE_VARIANT, "VariantName": "Second"}
     with pytest.raises(ValidationError, match="one production variant"):
-        check_endpoint_config([serverless_variant(), second], None, None)
-    check_endpoint_config([INSTANCE_VARIANT, second], CAPTURE, "alias/key")
+        check_endpoint_config([serverless_variant(), second], None)
+    check_endpoint_config([INSTANCE_VARIANT, second], CAPTURE)
 
 
 def test_an_instance_endpoint_cannot_become_serverless_but_the_other_way_is_allowed():
