@@ -393,7 +393,7 @@ class LocalSageMaker:
         if config_name not in backend.endpoint_configs:
             raise ValidationError(message=f'Could not find endpoint configuration "{config_name}".')
         serverless.check_update(
-            backend.endpoint_configs[endpoint.endpoint_config_name].production_variants,
+            serverless.serves_serverless(endpoint.production_variants),
             backend.endpoint_configs[config_name].production_variants,
             deployment_config,
         )

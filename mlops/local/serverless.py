@@ -85,13 +85,19 @@ def check_endpoint_config(variants: list[dict[str, Any]], data_capture_config: d
         raise ValidationError(message="DataCaptureConfig is not supported for serverless endpoints.")
 
 
+def serves_serverless(endpoint_variants: list[dict[str, Any]] | None) -> bool:
+    """Whether an endpoint's variants, as DescribeEndpoint has them, are serverless."""
+    return any(v.get("CurrentServerlessConfig") for v in endpoint_variants or [])
+
+
 def check_update(
-    current: list[dict[str, Any]], new: list[dict[str, Any]], deployment_config: dict[str, Any] | None
+    serverless_now: bool, new: list[dict[str, Any]], deployment_config: dict[str, Any] | None
 ) -> None:
-    """Raises ValidationError for an UpdateEndpoint AWS refuses between these configs' variants."""
+    """Raises ValidationError for an UpdateEndpoint AWS refuses: to the new config's variants from an endpoint
+    that is serverless now or not."""
     if serverless_config_of(new) is None:
         return  # serverless to instances is allowed (and one-way)
-    if serverless_config_of(current) is None:
+    if not serverless_now:
         raise ValidationError(
             message="An instance-based endpoint cannot be updated to a serverless endpoint config; "
             "delete the endpoint and create it with the serverless config."

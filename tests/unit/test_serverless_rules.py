@@ -6,7 +6,13 @@ import threading
 import pytest
 from moto.sagemaker.utils import ValidationError
 
-from mlops.local.serverless import ConcurrencyLimit, check_endpoint_config, check_update, limit_for
+from mlops.local.serverless import (
+    ConcurrencyLimit,
+    check_endpoint_config,
+    check_update,
+    limit_for,
+    serves_serverless,
+)
 from mlops.summary import capacity_of
 
 
@@ -76,10 +82,20 @@ def test_what_serverless_excludes_is_refused_with_a_serverless_variant_and_allow
 
 def test_an_instance_endpoint_cannot_become_serverless_but_the_other_way_is_allowed():
     with pytest.raises(ValidationError, match="instance-based endpoint cannot be updated"):
-        check_update([INSTANCE_VARIANT], [serverless_variant()], None)
-    check_update([serverless_variant()], [INSTANCE_VARIANT], None)
-    check_update([serverless_variant()], [serverless_variant(4096, 10)], None)
-    check_update([INSTANCE_VARIANT], [INSTANCE_VARIANT], {"RollingUpdatePolicy": {}})
+        check_update(False, [serverless_variant()], None)
+    check_update(True, [INSTANCE_VARIANT], None)
+    check_update(True, [serverless_variant(4096, 10)], None)
+    check_update(False, [INSTANCE_VARIANT], {"RollingUpdatePolicy": {}})
+
+
+def test_an_endpoint_is_serverless_when_describe_shows_a_current_serverless_config():
+    described = {
+        "VariantName": "AllTraffic",
+        "CurrentServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5},
+    }
+    assert serves_serverless([described])
+    assert not serves_serverless([{"VariantName": "AllTraffic", "CurrentInstanceCount": 1}])
+    assert not serves_serverless(None)
 
 
 def test_a_serverless_update_takes_blue_green_but_not_a_rolling_deployment():
@@ -87,10 +103,10 @@ def test_a_serverless_update_takes_blue_green_but_not_a_rolling_deployment():
         "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE"}},
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "health"}]},
     }
-    check_update([serverless_variant()], [serverless_variant()], blue_green)
+    check_update(True, [serverless_variant()], blue_green)
     rolling = {"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50}}}
     with pytest.raises(ValidationError, match="Rolling"):
-        check_update([serverless_variant()], [serverless_variant()], rolling)
+        check_update(True, [serverless_variant()], rolling)
 
 
 def test_the_limit_admits_max_concurrency_invocations_at_once_and_frees_a_place_when_one_ends():
