@@ -179,9 +179,10 @@ class InstanceNeed:
 
 
 def instance_needs(parameters: dict[str, str]) -> list[InstanceNeed]:
-    """The SageMaker instances a release on this stack runs at once, per quota."""
+    """The SageMaker instances a release on this stack runs at once, per quota (a serverless endpoint runs
+    on none)."""
     endpoint = int(parameters["EndpointInstanceCount"])
-    return [
+    needs = [
         InstanceNeed(
             f"{parameters['TrainingInstanceType']} for training job usage",
             int(parameters["TrainingInstanceCount"]),
@@ -199,6 +200,7 @@ def instance_needs(parameters: dict[str, str]) -> list[InstanceNeed]:
             "by side)",
         ),
     ]
+    return needs[:2] if parameters.get("EndpointType") == "serverless" else needs
 
 
 def _sagemaker_quotas(client, operation: str) -> dict[str, dict[str, Any]]:

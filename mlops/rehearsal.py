@@ -26,7 +26,15 @@ from .local.workflow import WorkflowError
 from .release import ReleaseError
 from .rollback import served_packages
 from .sourceinfo import current_commit, image_digest_for_tree
-from .summary import autoscaling_record, curl_prediction, left_over, model_of, registry_record, stage_record
+from .summary import (
+    autoscaling_record,
+    capacity_record,
+    curl_prediction,
+    left_over,
+    model_of,
+    registry_record,
+    stage_record,
+)
 
 
 @dataclass
@@ -394,6 +402,7 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
 
         summary.update(watch(stack, options.traffic, options.shifts, out))
     stack.sagemaker.capture.flush()  # what the endpoint captured so far is in S3 before the listing
+    summary["endpoint_capacity"] = capacity_record(stack)
     summary["autoscaling"] = autoscaling_record(stack)
     summary.update(registry_record(stack, last))
     summary["artifacts"] = sorted(

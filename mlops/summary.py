@@ -25,8 +25,24 @@ def sample_body(stack: LocalStack) -> str:
     return json.dumps({"data": row}, separators=(",", ":")) if row else SAMPLE
 
 
+def capacity_of(variant: dict) -> dict:
+    """How an endpoint config's variant is provisioned: instances, or serverless memory and concurrency."""
+    serverless = variant.get("ServerlessConfig")
+    if serverless:
+        return {
+            "endpoint_type": "serverless",
+            "memory_size_in_mb": serverless["MemorySizeInMB"],
+            "max_concurrency": serverless["MaxConcurrency"],
+        }
+    return {
+        "endpoint_type": "instance",
+        "instance_type": variant.get("InstanceType"),
+        "instance_count": variant.get("InitialInstanceCount"),
+    }
+
+
 def stage_record(stack: LocalStack) -> dict:
-    """The stage's endpoint and the model package it serves."""
+    """The stage's endpoint, how it is provisioned, and the model package it serves."""
     sm = stack.client("sagemaker")
     try:
         config = sm.describe_endpoint(EndpointName=stack.endpoint_name)["EndpointConfigName"]
@@ -39,7 +55,18 @@ def stage_record(stack: LocalStack) -> dict:
         "endpoint_config": config,
         "model_package_arn": container.get("ModelPackageName"),
         "api_url": stack.api_url,
+        **capacity_of(variant),
     }
+
+
+def capacity_record(stack: LocalStack) -> dict | None:
+    """How the stage's live endpoint is provisioned (see capacity_of), or None when it has no endpoint."""
+    sm = stack.client("sagemaker")
+    try:
+        config = sm.describe_endpoint(EndpointName=stack.endpoint_name)["EndpointConfigName"]
+    except sm.exceptions.ClientError:
+        return None
+    return capacity_of(sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"][0])
 
 
 def curl_command(stack: LocalStack, body: str | None = None) -> str:
@@ -93,7 +120,8 @@ def registry_record(stack: LocalStack, release: dict) -> dict:
 
 
 def autoscaling_record(stack: LocalStack) -> dict | None:
-    """The endpoint variant's scalable target and its target tracking policy, as Application Auto Scaling has them."""
+    """The endpoint variant's scalable target and its target tracking policy, as Application Auto Scaling has them;
+    None when it has none (a serverless endpoint scales by itself, so the release registers none)."""
     aas = stack.client("application-autoscaling")
     resource = f"endpoint/{stack.endpoint_name}/variant/AllTraffic"
     targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])[

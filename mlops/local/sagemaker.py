@@ -33,7 +33,7 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemaker.utils import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from . import archive, batch, principals, transform
+from . import archive, batch, principals, serverless, transform
 from .alarm_evaluation import AlarmEvaluator, EndpointMetrics
 from .capture import CaptureSettings, CaptureWriter
 from .cloudwatch import CloudWatch, metric_values, rollback_alarms
@@ -347,6 +347,7 @@ class LocalSageMaker:
             backend._models[variant["ModelName"]].execution_role_arn,
             variant["VariantName"],
         )
+        server.concurrency = serverless.limit_for(variant)  # MaxConcurrency of a serverless variant
         self._ship_logs(
             f"/aws/sagemaker/Endpoints/{endpoint_name}", f"AllTraffic/{_INSTANCE}", base / "serve.log"
         )
@@ -401,6 +402,11 @@ class LocalSageMaker:
             raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
         if config_name not in backend.endpoint_configs:
             raise ValidationError(message=f'Could not find endpoint configuration "{config_name}".')
+        serverless.check_update(
+            serverless.serves_serverless(endpoint.production_variants),
+            backend.endpoint_configs[config_name].production_variants,
+            deployment_config,
+        )
         variant = backend.endpoint_configs[config_name].production_variants[0]
         try:
             plan = plan_of(deployment_config, int(variant.get("InitialInstanceCount") or 1))
@@ -692,6 +698,13 @@ def capture_summary(config: dict[str, Any] | None) -> dict[str, Any] | None:
     return summary
 
 
+def _create_endpoint_config(self, *args, **kwargs):
+    serverless.check_endpoint_config(
+        kwargs.get("production_variants") or [], kwargs.get("data_capture_config")
+    )
+    return _originals["SageMakerModelBackend.create_endpoint_config"](self, *args, **kwargs)
+
+
 def _create_endpoint(self, *args, **kwargs):
     endpoint = _originals["SageMakerModelBackend.create_endpoint"](self, *args, **kwargs)
     endpoint.data_capture_config = capture_summary(endpoint.data_capture_config)
@@ -732,7 +745,14 @@ def _runtime_invoke_endpoint(self):
         "Content-Type": self.headers.get("Content-Type", "text/csv"),
         "Accept": self.headers.get("Accept", "text/csv"),
     }
-    return _active().invoke(name, self.raw_body or b"", headers)
+    local = _active()
+    limit = getattr(local.servers.get(name), "concurrency", None)
+    if limit is None:
+        return local.invoke(name, self.raw_body or b"", headers)
+    with limit.slot() as admitted:
+        if not admitted:
+            return serverless.throttled(name, limit.limit)
+        return local.invoke(name, self.raw_body or b"", headers)
 
 
 def _create_model_maybe_throttled(self):
@@ -747,6 +767,7 @@ _PATCHES = (
     (SageMakerModelBackend, "create_training_job", _create_training_job),
     (SageMakerResponse, "create_training_job", _response_create_training_job),
     (SageMakerModelBackend, "create_transform_job", _create_transform_job),
+    (SageMakerModelBackend, "create_endpoint_config", _create_endpoint_config),
     (SageMakerModelBackend, "create_endpoint", _create_endpoint),
     (SageMakerModelBackend, "describe_endpoint", _describe_endpoint),
     (SageMakerModelBackend, "delete_endpoint", _delete_endpoint),

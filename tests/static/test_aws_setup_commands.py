@@ -234,6 +234,17 @@ def _quotas_client(applied: list[dict], defaults: list[dict] | None = None):
     return client, stub
 
 
+def test_a_serverless_endpoint_needs_no_endpoint_instance_quota():
+    serverless = aws_cli.instance_needs({**DEFAULTS, "EndpointType": "serverless"})
+    assert [need.quota for need in serverless] == [
+        "ml.m5.large for training job usage",
+        "ml.m5.large for transform job usage",
+    ]
+    assert aws_cli.instance_needs({**DEFAULTS, "EndpointType": "instance"})[2].quota == (
+        "ml.t2.medium for endpoint usage"
+    )
+
+
 def test_instances_within_their_quotas_pass(aws):
     client, stub = _quotas_client(
         [

@@ -7,6 +7,7 @@ import json
 import re
 
 import botocore.session
+import botocore.validate
 import pytest
 from policy_checks import INFRA, load_template, role_statements
 
@@ -288,3 +289,111 @@ def test_the_prod_sagemaker_role_can_read_the_model_artifact_staging_trained(app
         assert equals["s3:ResourceAccount"] == {"Ref": "AWS::AccountId"}
         policy = app["Resources"][statement.where.split("/")[0]]
         assert app["Conditions"][policy["Condition"]] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+
+
+def _configured(app: dict) -> dict:
+    """What the Configure state puts in $.config from a parameter's default: `States.StringToJson('${Name}')`
+    and plain `${Name}` of the substitutions that are a parameter's value."""
+    defaults = {name: str(spec.get("Default", "")) for name, spec in app["Parameters"].items()}
+    substitutions = app["Resources"]["ReleaseStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    values = {name: defaults[ref["Ref"]] for name, ref in substitutions.items() if ref.get("Ref") in defaults}
+    config = {}
+    for key, value in _state("Configure")["Parameters"].items():
+        parsed = re.fullmatch(r"States\.StringToJson\('\$\{(\w+)\}'\)", value)
+        plain = re.fullmatch(r"\$\{(\w+)\}", value)
+        if parsed and parsed.group(1) in values:
+            config[key.removesuffix(".$")] = json.loads(values[parsed.group(1)])
+        elif plain and plain.group(1) in values:
+            config[key] = values[plain.group(1)]
+    return config
+
+
+def _request(parameters, context: dict):
+    """A task's Parameters as the API receives them: `.$` paths read from the context, `${}` left as text."""
+    if isinstance(parameters, list):
+        return [_request(item, context) for item in parameters]
+    if not isinstance(parameters, dict):
+        return parameters
+    request = {}
+    for key, value in parameters.items():
+        if key.endswith(".$"):
+            found = context
+            for part in value.removeprefix("$.").split("."):
+                found = found[part]
+            request[key.removesuffix(".$")] = found
+        else:
+            request[key] = _request(value, context)
+    return request
+
+
+def _out_of_range(value, shape, where: str = "") -> list[str]:
+    """Fields outside the model's min/max (botocore's own validation checks only the minimum)."""
+    if shape.type_name == "structure":
+        return [p for k, v in value.items() for p in _out_of_range(v, shape.members[k], f"{where}.{k}")]
+    if shape.type_name == "list":
+        return [p for item in value for p in _out_of_range(item, shape.member, where)]
+    if shape.type_name == "integer" and not (
+        shape.metadata.get("min", value) <= value <= shape.metadata.get("max", value)
+    ):
+        return [f"{where}={value}"]
+    return []
+
+
+@pytest.mark.parametrize("endpoint_type", ["instance", "serverless"])
+def test_each_endpoint_type_creates_a_config_the_sagemaker_api_accepts(app, endpoint_type):
+    config = {**_configured(app), "endpoint_type": endpoint_type}
+    choice = _state("ServerlessOrInstances")
+    state_name = next(
+        (c["Next"] for c in choice["Choices"] if c["StringEquals"] == endpoint_type), choice["Default"]
+    )
+    context = {
+        "config": config,
+        "names": {"endpoint_config": "mlops-iris-staging-0123abcd-1-config", "model": "mlops-iris-staging-m"},
+        "release": {"commit": "0123456789abcdef0123456789abcdef01234567"},
+    }
+    request = _request(_state(state_name)["Parameters"], context)
+    operation = (
+        botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateEndpointConfig")
+    )
+    botocore.validate.validate_parameters(request, operation.input_shape)  # raises ParamValidationError
+    assert _out_of_range(request, operation.input_shape) == []
+    (variant,) = request["ProductionVariants"]
+    if endpoint_type == "serverless":
+        # Serverless excludes data capture; a variant with instance fields as well is refused.
+        assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+        assert not {"InstanceType", "InitialInstanceCount"} & set(variant)
+        assert "DataCaptureConfig" not in request
+    else:
+        assert "ServerlessConfig" not in variant and "DataCaptureConfig" in request
+
+
+def test_the_serverless_parameters_allow_only_what_the_api_accepts(app):
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("sagemaker")
+        .shape_for("ProductionVariantServerlessConfig")
+    )
+    memory, concurrency = shape.members["MemorySizeInMB"].metadata, shape.members["MaxConcurrency"].metadata
+    memory_sizes = app["Parameters"]["ServerlessMemorySizeInMB"]["AllowedValues"]
+    # The API's range is 1024-6144, but only whole gigabytes are valid memory sizes.
+    assert memory_sizes == list(range(memory["min"], memory["max"] + 1, 1024))
+    max_concurrency = app["Parameters"]["ServerlessMaxConcurrency"]
+    assert (max_concurrency["MinValue"], max_concurrency["MaxValue"]) == (
+        concurrency["min"],
+        concurrency["max"],
+    )
+    assert app["Parameters"]["EndpointType"]["AllowedValues"] == ["instance", "serverless"]
+
+
+def test_a_serverless_endpoint_registers_no_instance_count_to_scale(app):
+    # Application Auto Scaling's DesiredInstanceCount applies to instance variants only.
+    scaling = {"ScaleWithTraffic", "TrackInvocationsPerInstance"}
+    into_scaling = {
+        name for name, state in DEFINITION["States"].items() if "ScaleWithTraffic" in _edges(state)
+    }
+    assert into_scaling == {"ScalesByInstances"}
+    choice = _state("ScalesByInstances")
+    (serverless,) = choice["Choices"]
+    assert (serverless["Variable"], serverless["StringEquals"]) == ("$.config.endpoint_type", "serverless")
+    assert serverless["Next"] not in scaling and choice["Default"] == "ScaleWithTraffic"
+    assert _state("Configure")["Parameters"]["endpoint_type"] == "${EndpointType}"
