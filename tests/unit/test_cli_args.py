@@ -53,7 +53,16 @@ def test_every_example_has_data_a_sample_row_and_stack_parameters_the_template_a
 
 def test_every_parameter_given_is_kept_whether_repeated_or_listed():
     args = build_parser().parse_args(
-        ["rehearse", "--parameter", "DeploymentStrategy=LINEAR", "--parameter", "A=1", "B=2", "--releases", "2"]
+        [
+            "rehearse",
+            "--parameter",
+            "DeploymentStrategy=LINEAR",
+            "--parameter",
+            "A=1",
+            "B=2",
+            "--releases",
+            "2",
+        ]
     )
     assert args.parameter == ["DeploymentStrategy=LINEAR", "A=1", "B=2"]
     assert args.releases == 2
