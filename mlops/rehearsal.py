@@ -26,7 +26,15 @@ from .local.workflow import WorkflowError
 from .release import ReleaseError
 from .rollback import served_packages
 from .sourceinfo import current_commit, image_digest_for_tree
-from .summary import autoscaling_record, curl_prediction, left_over, model_of, registry_record, stage_record
+from .summary import (
+    autoscaling_record,
+    curl_prediction,
+    left_over,
+    model_of,
+    registry_record,
+    stage_record,
+    training_record,
+)
 
 
 @dataclass
@@ -324,6 +332,8 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
         )
         summary["curl"], summary["prediction"] = None, None
     summary["live_endpoints"] = stack.live_endpoints()
+    if training := training_record(stack, last):
+        summary["training"] = training
     if options.traffic and last["status"] == "SUCCEEDED":
         from .drift import watch
 
