@@ -113,9 +113,8 @@ def test_the_report_names_the_calls_each_statement_serves(report):
     assert "sagemaker:ListTags (reject, release, spot)" in rows["ReadJobTagsForSyncWaits"]
     assert "sts:AssumeRoleWithWebIdentity (reject, release, spot)" in rows["GitHubActionsOfOneRepository"]
     assert "s3:GetObject (release)" in rows["ReadStagingModelArtifacts"]  # prod's model comes from staging
-    assert (
-        "s3:GetObject (reject, release, spot)" in rows["PresignPredictionDownloads"]
-    )  # the approver's download
+    # the approver's download
+    assert "s3:GetObject (reject, release, spot)" in rows["PresignPredictionDownloads"]
     # every training job syncs its checkpoints; only a restarted one reads them back
     assert "s3:GetObject (spot)" in rows["SyncTrainingCheckpoints"]
     assert "s3:PutObject (reject, release, spot)" in rows["SyncTrainingCheckpoints"]
