@@ -21,7 +21,8 @@ from .local.iam import evaluate, trust_allows
 
 # The rehearsal paths the report measures, together touching every role the templates define: two releases
 # (the endpoint created, then updated blue/green) promoted to prod, with shifted traffic and the scheduled drift
-# check (which mails) after them, then staging rolled back to the first; and a release its approver rejects.
+# check (which mails) after them, then staging rolled back to the first; a release its approver rejects; and a
+# spot release whose training restarts from its checkpoint (the only path that reads one back).
 PATHS: dict[str, tuple[str, ...]] = {
     "release": (
         "--stages",
@@ -35,6 +36,7 @@ PATHS: dict[str, tuple[str, ...]] = {
         "petal_width=+1.5",
     ),
     "reject": ("--approve", "reject"),
+    "spot": ("--parameter", "UseSpotTraining=true", "--fault", "spot-interrupt"),
 }
 RECORD = Path("logs") / "iam-calls.json"
 

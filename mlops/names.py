@@ -20,6 +20,9 @@ STAGES = ("staging", "prod")  # the template's Stage AllowedValues
 # Training writes each job's model under s3://<artifact bucket>/training/<job>/output/model.tar.gz (the
 # definition's S3OutputPath, then SageMaker's own layout).
 TRAINING_OUTPUT_PREFIX = "training"
+# Each training job's checkpoints live under s3://<artifact bucket>/checkpoints/<job>/ (its CheckpointConfig): a
+# spot interruption restarts the job from what it synced there, and no other release's job reads them.
+CHECKPOINT_PREFIX = "checkpoints"
 
 
 class InvalidNameError(ValueError):
@@ -66,9 +69,13 @@ class ReleaseNames:
     model: str  # from the approved model package, for the endpoint
     transform_job: str
     endpoint_config: str
+    checkpoints: str  # the training job's checkpoint key prefix in the artifact bucket (not a SageMaker name)
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
+
+    def sagemaker_names(self) -> dict[str, str]:
+        return {kind: name for kind, name in self.as_dict().items() if kind != "checkpoints"}
 
 
 def stage_prefix(project: str, stage: str) -> str:
@@ -85,13 +92,20 @@ def release_names_for(project: str, stage: str, execution_name: str) -> ReleaseN
     base = re.sub(r"[^A-Za-z0-9]+", "-", execution_name).strip("-")
     # Longest suffix is "-eval-model" (11): keep the whole within 63.
     base = base[: SAGEMAKER_NAME_MAX - len(prefix) - len("-eval-model")].strip("-")
+    training_job = check_sagemaker_name(f"{prefix}{base}-train")
     return ReleaseNames(
-        training_job=check_sagemaker_name(f"{prefix}{base}-train"),
+        training_job=training_job,
         evaluation_model=check_sagemaker_name(f"{prefix}{base}-eval-model"),
         model=check_sagemaker_name(f"{prefix}{base}-model"),
         transform_job=check_sagemaker_name(f"{prefix}{base}-eval"),
         endpoint_config=check_sagemaker_name(f"{prefix}{base}-config"),
+        checkpoints=checkpoint_key_prefix_for(training_job),
     )
+
+
+def checkpoint_key_prefix_for(training_job: str) -> str:
+    """Where a training job syncs /opt/ml/checkpoints in its stack's artifact bucket (ends with "/")."""
+    return f"{CHECKPOINT_PREFIX}/{check_sagemaker_name(training_job)}/"
 
 
 def model_artifact_key_for(training_job: str) -> str:

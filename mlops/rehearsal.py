@@ -34,6 +34,7 @@ from .summary import (
     model_of,
     registry_record,
     stage_record,
+    training_record,
 )
 
 
@@ -397,6 +398,8 @@ def rehearse(stack: LocalStack, options: Options, out: TextIO = sys.stderr) -> d
     else:
         summary["curl"], summary["prediction"] = None, None
     summary["live_endpoints"] = stack.live_endpoints()
+    if training := training_record(stack, last):
+        summary["training"] = training
     if options.traffic and last["status"] == "SUCCEEDED":
         from .drift import watch
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -117,6 +118,50 @@ def registry_record(stack: LocalStack, release: dict) -> dict:
                 "approval_description": package.get("ApprovalDescription"),
             }
     return {"model_package_arn": None, "approval_status": None}
+
+
+TRAINING_LOGS = "/aws/sagemaker/TrainingJobs"
+_RESUMED = re.compile(r"resumed from checkpoint: step (\d+) of (\d+)")
+
+
+def training_record(stack: LocalStack, release: dict) -> dict | None:
+    """A spot release's training job as DescribeTrainingJob and its logs tell it: the interruptions, the
+    checkpoint its restart resumed from, and the seconds trained and billed. None for on-demand training."""
+    name = (release.get("names") or {}).get("training_job")
+    sm = stack.client("sagemaker")
+    try:
+        job = sm.describe_training_job(TrainingJobName=name) if name else None
+    except sm.exceptions.ClientError:  # a release that failed before it created the job
+        job = None
+    if not job or not job.get("EnableManagedSpotTraining"):
+        return None
+    transitions = [t["Status"] for t in job.get("SecondaryStatusTransitions", [])]
+    return {
+        "job": name,
+        "spot": True,
+        "status": job["TrainingJobStatus"],
+        "interruptions": transitions.count("Interrupted"),
+        "resumed_from": resumed_from(stack, name),
+        "training_seconds": job.get("TrainingTimeInSeconds"),
+        "billable_seconds": job.get("BillableTimeInSeconds"),
+        "secondary_statuses": transitions,
+        "checkpoints": (job.get("CheckpointConfig") or {}).get("S3Uri"),
+    }
+
+
+def resumed_from(stack: LocalStack, job_name: str) -> dict | None:
+    """The checkpoint step a restarted instance of the job resumed from, as `train` logged it."""
+    logs = stack.client("logs")
+    try:
+        streams = logs.describe_log_streams(logGroupName=TRAINING_LOGS, logStreamNamePrefix=f"{job_name}/")
+    except logs.exceptions.ResourceNotFoundException:
+        return None
+    for stream in sorted(s["logStreamName"] for s in streams["logStreams"]):
+        events = logs.get_log_events(logGroupName=TRAINING_LOGS, logStreamName=stream)["events"]
+        for event in events:
+            if match := _RESUMED.search(event["message"]):
+                return {"step": int(match[1]), "of": int(match[2]), "log_stream": stream}
+    return None
 
 
 def autoscaling_record(stack: LocalStack) -> dict | None:

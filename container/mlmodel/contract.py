@@ -108,6 +108,12 @@ class Paths:
     def output_data_dir(self) -> Path:
         return self.output_dir / "data"
 
+    @property
+    def checkpoint_dir(self) -> Path:
+        """CheckpointConfig.LocalPath: SageMaker fills it from the job's checkpoint S3 prefix before `train`
+        starts and uploads what `train` writes there, so a restarted (spot) job resumes from it."""
+        return self.base / "checkpoints"
+
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name, "").strip()

@@ -20,6 +20,7 @@ import numpy as np
 import sklearn
 
 from mlmodel.baseline import baseline_of
+from mlmodel.checkpoints import CheckpointStore, fingerprint_of
 from mlmodel.contract import (
     EXIT_OK,
     EXIT_UNEXPECTED,
@@ -65,6 +66,56 @@ def validate(slot: Any, model: Any, paths: Paths, n_features: int) -> dict[str, 
     return slot.validation_metrics(model, load_channel(paths.channel_dir(VALIDATION_CHANNEL), n_features))
 
 
+def versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def fit_with_checkpoints(slot: Any, data: Any, params: dict[str, Any], paths: Paths) -> tuple[Any, dict]:
+    """The fitted model and its training metrics, each finished step checkpointed: the slot's fit steps, then
+    the training metrics (their cross-validation refits the model per fold). A restarted job resumes after
+    the last step its checkpoints hold."""
+    fit_steps = slot.fit_steps(params) if hasattr(slot, "fit_steps") else 1
+    total = fit_steps + 1
+    store = CheckpointStore(
+        paths.checkpoint_dir,
+        fingerprint_of(
+            model=slot.name,
+            hyperparameters=params,
+            features=data.features.tobytes(),
+            labels="\n".join(map(str, data.labels)),
+            shape=list(data.features.shape),
+            versions=versions(),
+            steps=total,
+        ),
+    )
+    state: dict[str, Any] = {"model": None, "training": None}
+    step = 0
+    if resumed := store.latest(total):
+        step, state = resumed.step, resumed.state
+        log.info("resumed from checkpoint: step %d of %d (%s)", step, total, resumed.path.name)
+    while step < fit_steps:
+        step += 1
+        if hasattr(slot, "fit_step"):
+            state = {"model": slot.fit_step(state["model"], data, params, step), "training": None}
+        else:
+            state = {"model": slot.fit(data, params), "training": None}
+        log.info("checkpoint: step %d of %d (fitted) in %s", step, total, store.save(step, total, state).name)
+    if step < total:
+        state = {**state, "training": slot.training_metrics(state["model"], data, params)}
+        log.info(
+            "checkpoint: step %d of %d (training metrics) in %s",
+            total,
+            total,
+            store.save(total, total, state).name,
+        )
+    return state["model"], state["training"]
+
+
 def train(paths: Paths) -> dict[str, Any]:
     started = time.monotonic()
     slot = slot_for_training()
@@ -76,8 +127,7 @@ def train(paths: Paths) -> dict[str, Any]:
     check_channel_content_type(paths)
     data = load_channel(paths.channel_dir(TRAINING_CHANNEL))
     log.info("read %d rows of %d features from %s", data.labels.size, data.n_features, ", ".join(data.files))
-    model = slot.fit(data, params)
-    training = slot.training_metrics(model, data, params)
+    model, training = fit_with_checkpoints(slot, data, params, paths)
     log.info("training metrics: %s", json.dumps(training))
     validation = validate(slot, model, paths, data.n_features)
     if validation:
@@ -94,12 +144,7 @@ def train(paths: Paths) -> dict[str, Any]:
         "metrics": {"training": training, **({"validation": validation} if validation else {})},
         "training_files": list(data.files),
         "baseline": baseline_of(data.features, data.labels, feature_names, slot.problem_type),
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__,
-            "joblib": joblib.__version__,
-        },
+        "versions": versions(),
         "training_seconds": round(time.monotonic() - started, 3),
     }
     paths.model_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +167,10 @@ def main() -> int:
         stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     paths = Paths.from_env()
-    if who := drop_privileges(writable=(paths.model_dir, paths.output_dir), readable=(paths.base / "input",)):
+    if who := drop_privileges(
+        writable=(paths.model_dir, paths.output_dir, paths.checkpoint_dir),
+        readable=(paths.base / "input", paths.checkpoint_dir),
+    ):
         log.info("%s", who)
     log.info("training with SageMaker base directory %s", paths.base)
     try:

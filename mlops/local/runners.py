@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,16 +141,22 @@ class ProcessRunner:
         env: dict[str, str] | None = None,
         max_runtime: float | None = None,
         stop: threading.Event | None = None,
+        interrupt: Callable[[], bool] | None = None,
     ) -> int | None:
-        """train's exit code, or None if it was stopped: past `max_runtime` seconds, or when `stop` is set."""
+        """train's exit code, or None if it was stopped: past `max_runtime` seconds, when `stop` is set, or
+        when `interrupt()` (asked while it runs, e.g. to sync its checkpoints) says so."""
         argv, environ = self._argv(image, base, "train", env or {})
         process = self._start("train", argv, environ, log_path, new_session=False)
         deadline = math.inf if max_runtime is None else time.monotonic() + max_runtime
         while True:
             try:
-                return process.wait(0.2)
+                return process.wait(0.05 if interrupt else 0.2)
             except subprocess.TimeoutExpired:
-                if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+                if (
+                    time.monotonic() >= deadline
+                    or (stop is not None and stop.is_set())
+                    or (interrupt is not None and interrupt())
+                ):
                     end_process(process, STOP_GRACE_SECONDS)
                     return None
 

@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import re
 import shutil
 import sys
@@ -33,9 +34,10 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemaker.utils import ValidationError
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from . import archive, batch, principals, serverless, transform
+from . import archive, batch, principals, serverless, training_status, transform
 from .alarm_evaluation import AlarmEvaluator, EndpointMetrics
 from .capture import CaptureSettings, CaptureWriter
+from .checkpoint_sync import CheckpointSync
 from .cloudwatch import CloudWatch, metric_values, rollback_alarms
 from .deployment import TIME_SCALE, DeploymentConfigError, Plan, Update, plan_of
 from .runners import ModelServer, ProcessRunner, remove_tree
@@ -188,50 +190,64 @@ class LocalSageMaker:
     # -- training ----------------------------------------------------------------------------------------
     def start_training(self, job) -> None:
         job.training_job_status = "InProgress"
-        job.secondary_status = "Starting"
+        training_status.start_transitions(job)
         self._background(
             f"train-{job.training_job_name}",
             self._train,
             job,
             role_arn=job.role_arn,
-            refused=lambda reason: self._fail_job(job, "training_job_status", reason),
+            refused=lambda reason: self._fail_training(job, reason),
         )
 
     def _train(self, job) -> None:
-        base = self._scratch("training", job.training_job_name)
-        paths = contract.Paths(base)
+        """Runs the job to its end. A managed spot job whose instance is reclaimed (the `spot-interrupt`
+        fault) starts again on a fresh instance, from the checkpoints that reached S3."""
+        started = time.monotonic()
+        limits = job.stopping_condition or {}
+        trained = 0.0  # seconds `train` ran, over all attempts (what MaxRuntimeInSeconds bounds)
+        attempt = stream_stamp = 0
         try:
-            paths.hyperparameters_file.parent.mkdir(parents=True, exist_ok=True)
-            paths.hyperparameters_file.write_text(json.dumps(job.hyper_parameters or {}))
-            channels = {}
-            job.secondary_status = "Downloading"
-            for channel in job.input_data_config:
-                source = channel["DataSource"]["S3DataSource"]
-                dest = paths.channel_dir(channel["ChannelName"])
-                dest.mkdir(parents=True, exist_ok=True)
-                self._download_prefix(source["S3Uri"], dest)
-                channels[channel["ChannelName"]] = {
-                    "ContentType": channel.get("ContentType", ""),
-                    "TrainingInputMode": "File",
-                }
-            paths.input_data_config_file.write_text(json.dumps(channels))
-            job.secondary_status = "Training"
-            self._pull(job.algorithm_specification["TrainingImage"])
-            max_runtime = (job.stopping_condition or {}).get("MaxRuntimeInSeconds")
-            if "train-crash" in self.faults:
-                code = crash(base / "train.log", "train was killed (injected fault: train-crash)")
-            else:
-                code = self.runner.train(
-                    job.algorithm_specification["TrainingImage"],
-                    base,
-                    base / "train.log",
-                    env=getattr(job, "environment", None),
-                    max_runtime=max_runtime,
-                    stop=self._shutting_down,
-                )
+            while True:
+                attempt += 1
+                base = self._scratch("training", _attempt_folder(job.training_job_name, attempt))
+                paths = contract.Paths(base)
+                sync = self._prepare_training(job, paths, reclaim=attempt == 1 and self._reclaims(job))
+                if attempt == 1:
+                    job.training_start_time = utcnow()
+                stream_stamp = max(int(time.time()), stream_stamp + 1)  # each instance logs to its own stream
+                runtime_left = limits.get("MaxRuntimeInSeconds", math.inf) - trained
+                wait_left = limits.get("MaxWaitTimeInSeconds", math.inf) - (time.monotonic() - started)
+                began, reclaimed = time.monotonic(), False
+                try:
+                    code = self._run_train(job, base, min(runtime_left, wait_left), sync)
+                    # SageMaker uploads what is left in LocalPath when train ends; the reclaim may come first.
+                    reclaimed = sync is not None and not self._shutting_down.is_set() and sync.upload_new()
+                    if reclaimed:
+                        note(
+                            base / "train.log",
+                            f"[local SageMaker] the spot instance was reclaimed once {sync.uploaded[0]} was in "
+                            "S3 (injected fault: spot-interrupt); nothing this instance did after that is kept",
+                        )
+                finally:
+                    trained += time.monotonic() - began
+                    self._ship_logs(
+                        "/aws/sagemaker/TrainingJobs",
+                        f"{job.training_job_name}/algo-1-{stream_stamp}",
+                        base / "train.log",
+                    )
+                if reclaimed:
+                    training_status.transition(job, "Interrupted")
+                    training_status.transition(job, "Restarting")
+                    continue
+                break
+            training_status.record_times(job, time.monotonic() - started)
             if code is None:
-                job.training_end_time = job.last_modified_time = utcnow()
-                job.secondary_status = "Stopped" if self._shutting_down.is_set() else "MaxRuntimeExceeded"
+                job.training_end_time = utcnow()
+                if self._shutting_down.is_set():
+                    ended = "Stopped"
+                else:
+                    ended = "MaxWaitTimeExceeded" if wait_left < runtime_left else "MaxRuntimeExceeded"
+                training_status.transition(job, ended)
                 job.training_job_status = "Stopped"
                 return
             if code != 0:
@@ -240,36 +256,85 @@ class LocalSageMaker:
                     if paths.failure_file.exists()
                     else f"train exited with code {code} and wrote no output/failure"
                 )
-                self._fail_job(job, "training_job_status", f"AlgorithmError: {reason}")
+                self._fail_training(job, f"AlgorithmError: {reason}")
                 return
-            job.secondary_status = "Uploading"
-            archive = base / "model.tar.gz"
-            with tarfile.open(archive, "w:gz") as tar:
-                for item in sorted(paths.model_dir.iterdir()):
-                    tar.add(item, arcname=item.name)
-            bucket, key = s3_parts(job.model_artifacts["S3ModelArtifacts"])
-            with archive.open("rb") as body:
-                self.s3().put_object(Bucket=bucket, Key=key, Body=body)
-            values = metric_values(
-                job.algorithm_specification.get("MetricDefinitions"),
-                (base / "train.log").read_text(errors="replace"),
-            )
-            job.final_metric_data_list = [
-                {"MetricName": name, "Value": value, "Timestamp": utcnow()} for name, value in values.items()
-            ]
-            self.cloudwatch.publish_training_metrics(job.training_job_name, values)
-            job.training_end_time = job.last_modified_time = utcnow()
-            job.secondary_status = "Completed"
-            job.training_job_status = "Completed"
+            self._upload_model(job, base, paths)
         except Exception as exc:  # a local-runtime fault must end the job, not hang the pipeline
             log.debug("training failed", exc_info=True)
-            self._fail_job(job, "training_job_status", f"ClientError: {exc}")
-        finally:
-            self._ship_logs(
-                "/aws/sagemaker/TrainingJobs",
-                f"{job.training_job_name}/algo-1-{int(time.time())}",
-                base / "train.log",
-            )
+            self._fail_training(job, f"ClientError: {exc}")
+
+    def _reclaims(self, job) -> bool:
+        """Whether the `spot-interrupt` fault reclaims this job's first instance (only spot can be reclaimed)."""
+        return "spot-interrupt" in self.faults and bool(job.enable_managed_spot_training)
+
+    def _prepare_training(self, job, paths: contract.Paths, reclaim: bool) -> CheckpointSync | None:
+        """/opt/ml as SageMaker lays it out before `train` starts: hyperparameters, the channels' data and,
+        with a CheckpointConfig, the checkpoints already in S3."""
+        paths.hyperparameters_file.parent.mkdir(parents=True, exist_ok=True)
+        paths.hyperparameters_file.write_text(json.dumps(job.hyper_parameters or {}))
+        channels = {}
+        training_status.transition(job, "Downloading")
+        for channel in job.input_data_config:
+            source = channel["DataSource"]["S3DataSource"]
+            dest = paths.channel_dir(channel["ChannelName"])
+            dest.mkdir(parents=True, exist_ok=True)
+            self._download_prefix(source["S3Uri"], dest)
+            channels[channel["ChannelName"]] = {
+                "ContentType": channel.get("ContentType", ""),
+                "TrainingInputMode": "File",
+            }
+        paths.input_data_config_file.write_text(json.dumps(channels))
+        if not job.checkpoint_config:
+            return None
+        # The container sees LocalPath as /opt/ml/checkpoints (the contract's path) whatever it is set to.
+        sync = CheckpointSync(
+            self.s3(),
+            job.checkpoint_config["S3Uri"],
+            paths.checkpoint_dir,
+            reclaim_after_first_upload=reclaim,
+        )
+        sync.download()
+        return sync
+
+    def _run_train(self, job, base: Path, max_runtime: float, sync: CheckpointSync | None) -> int | None:
+        training_status.transition(job, "Training")
+        self._pull(job.algorithm_specification["TrainingImage"])
+        if "train-crash" in self.faults:
+            return crash(base / "train.log", "train was killed (injected fault: train-crash)")
+        return self.runner.train(
+            job.algorithm_specification["TrainingImage"],
+            base,
+            base / "train.log",
+            env=getattr(job, "environment", None),
+            max_runtime=None if max_runtime == math.inf else max_runtime,
+            stop=self._shutting_down,
+            interrupt=sync.upload_new if sync is not None else None,
+        )
+
+    def _upload_model(self, job, base: Path, paths: contract.Paths) -> None:
+        training_status.transition(job, "Uploading")
+        archive = base / "model.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            for item in sorted(paths.model_dir.iterdir()):
+                tar.add(item, arcname=item.name)
+        bucket, key = s3_parts(job.model_artifacts["S3ModelArtifacts"])
+        with archive.open("rb") as body:
+            self.s3().put_object(Bucket=bucket, Key=key, Body=body)
+        values = metric_values(
+            job.algorithm_specification.get("MetricDefinitions"),
+            (base / "train.log").read_text(errors="replace"),
+        )
+        job.final_metric_data_list = [
+            {"MetricName": name, "Value": value, "Timestamp": utcnow()} for name, value in values.items()
+        ]
+        self.cloudwatch.publish_training_metrics(job.training_job_name, values)
+        job.training_end_time = utcnow()
+        training_status.transition(job, "Completed")
+        job.training_job_status = "Completed"
+
+    def _fail_training(self, job, reason: str) -> None:
+        training_status.transition(job, "Failed", reason)
+        self._fail_job(job, "training_job_status", reason)
 
     def _fail_job(self, job, status_attr: str, reason: str) -> None:
         job.failure_reason = reason[:1024]
@@ -591,12 +656,24 @@ FAULTS = {
     "serve-crash": "the model server of the new release exits on start (endpoint create fails, update rolls back)",
     "throttle": "the first CreateModel call is throttled (ThrottlingException), so the state's Retry is used",
     "canary-errors": "the new release's model answers every other request with HTTP 500 (a canary's alarm fires)",
+    "spot-interrupt": "a spot training job's instance is reclaimed once its first checkpoint is in S3; the job "
+    "restarts and resumes from it",
 }
 
 
-def crash(log_path: Path, message: str) -> int:
+def _attempt_folder(job_name: str, attempt: int) -> str:
+    """A restarted job runs on a fresh instance: a fresh /opt/ml (the first attempt's stays to be read)."""
+    return job_name if attempt == 1 else f"{job_name}-attempt-{attempt}"
+
+
+def note(log_path: Path, message: str) -> None:
+    """A line of the platform's own in a program's log."""
     with log_path.open("a") as log:
         log.write(message + "\n")
+
+
+def crash(log_path: Path, message: str) -> int:
+    note(log_path, message)
     return 137
 
 
@@ -657,6 +734,9 @@ def _active() -> LocalSageMaker:
 
 
 def _create_training_job(self, *args, **kwargs):
+    training_status.check_stopping_condition(
+        kwargs.get("stopping_condition"), bool(kwargs.get("enable_managed_spot_training"))
+    )
     # moto replaces the job's MetricDefinitions and FinalMetricDataList with placeholders of its own
     asked = list((kwargs.get("algorithm_specification") or {}).get("MetricDefinitions") or [])
     job = _originals["SageMakerModelBackend.create_training_job"](self, *args, **kwargs)

@@ -110,10 +110,15 @@ def test_the_report_names_the_calls_each_statement_serves(report):
         for line in report["text"].splitlines()
         if line.startswith("| ") and " | " in line
     }
-    assert "sagemaker:ListTags (reject, release)" in rows["ReadJobTagsForSyncWaits"]
-    assert "sts:AssumeRoleWithWebIdentity (reject, release)" in rows["GitHubActionsOfOneRepository"]
+    assert "sagemaker:ListTags (reject, release, spot)" in rows["ReadJobTagsForSyncWaits"]
+    assert "sts:AssumeRoleWithWebIdentity (reject, release, spot)" in rows["GitHubActionsOfOneRepository"]
     assert "s3:GetObject (release)" in rows["ReadStagingModelArtifacts"]  # prod's model comes from staging
-    assert "s3:GetObject (reject, release)" in rows["PresignPredictionDownloads"]  # the approver's download
+    # the approver's download
+    assert "s3:GetObject (reject, release, spot)" in rows["PresignPredictionDownloads"]
+    # every training job syncs its checkpoints; only a restarted one reads them back
+    assert "s3:GetObject (spot)" in rows["SyncTrainingCheckpoints"]
+    assert "s3:PutObject (reject, release, spot)" in rows["SyncTrainingCheckpoints"]
+    assert "not exercised" not in rows["SyncTrainingCheckpoints"]
 
 
 def test_a_state_machine_role_without_list_tags_fails_the_sync_training_wait(tmp_path):

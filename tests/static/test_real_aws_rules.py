@@ -397,3 +397,115 @@ def test_a_serverless_endpoint_registers_no_instance_count_to_scale(app):
     assert (serverless["Variable"], serverless["StringEquals"]) == ("$.config.endpoint_type", "serverless")
     assert serverless["Next"] not in scaling and choice["Default"] == "ScaleWithTraffic"
     assert _state("Configure")["Parameters"]["endpoint_type"] == "${EndpointType}"
+
+
+# --- the training job's request, as SageMaker receives it ------------------------------------------------
+
+SAMPLE_SUBSTITUTIONS = {
+    "SageMakerRoleArn": "arn:aws:iam::123456789012:role/mlops-iris-staging-SageMakerExecutionRole",
+    "ArtifactBucket": "mlops-iris-staging-artifactbucket-1a2b3c",
+}
+
+
+def _rendered_definition(app: dict, **parameters: str) -> dict:
+    """The definition with its ${...} filled as DefinitionSubstitutions would: each parameter's default
+    (or `parameters`), and a sample value for what CloudFormation computes."""
+    values = {**SAMPLE_SUBSTITUTIONS}
+    for name, spec in app["Parameters"].items():
+        values[name] = str(parameters.get(name, spec.get("Default", "")))
+    substitutions = app["Resources"]["ReleaseStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    text = (INFRA.parent / "statemachine" / "mlops.asl.json").read_text()
+
+    def fill(match: re.Match) -> str:
+        source = substitutions.get(match.group(1))
+        if isinstance(source, dict) and "Ref" in source:
+            return values[source["Ref"]]
+        return values.get(match.group(1), "sample")
+
+    return json.loads(re.sub(r"\$\{(\w+)\}", fill, text))
+
+
+def _evaluate(expression: str, data: dict):
+    """The JSONPath and the two intrinsic functions the training states use."""
+    if expression.startswith("$."):
+        value = data
+        for part in expression[2:].split("."):
+            value = value[part]
+        return value
+    if match := re.fullmatch(r"States\.StringToJson\('(.*)'\)", expression):
+        return json.loads(match.group(1))
+    if match := re.fullmatch(r"States\.Format\('([^']*)', (\$[\w.]+)\)", expression):
+        return match.group(1).replace("{}", str(_evaluate(match.group(2), data)), 1)
+    raise AssertionError(f"the check cannot evaluate {expression!r}")
+
+
+def _resolved(parameters, data: dict):
+    if isinstance(parameters, dict):
+        return {
+            key.removesuffix(".$"): _evaluate(value, data) if key.endswith(".$") else _resolved(value, data)
+            for key, value in parameters.items()
+        }
+    if isinstance(parameters, list):
+        return [_resolved(item, data) for item in parameters]
+    return parameters
+
+
+def _training_request(app: dict, spot: str) -> dict:
+    """CreateTrainingJob's request for a release, through Configure, the capacity choice and Train."""
+    definition = _rendered_definition(app, UseSpotTraining=spot)
+    states = definition["States"]
+    execution = execution_name_for("0123456789abcdef0123456789abcdef01234567", 1, "42")
+    data = {
+        "names": release_names_for("mlops-iris", "staging", execution).as_dict(),
+        "release": {
+            "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlops-iris:abc",
+            "commit": "abc",
+        },
+        "hyperparameters": {"max_depth": "3"},
+        "data": {"train_uri": "s3://mlops-iris-staging-artifactbucket-1a2b3c/data/train/"},
+    }
+    read_by_training = {"use_spot_training", "training_instance_count"}
+    configure = states["Configure"]["Parameters"]
+    data["config"] = _resolved({k: v for k, v in configure.items() if k[:-2] in read_by_training}, data)
+    data["config"]["training_distribution"] = states["ReplicateTrainingData"]["Result"]
+    choice = states["TrainingCapacity"]
+    (rule,) = choice["Choices"]
+    taken = rule["Next"] if _evaluate(rule["Variable"], data) is rule["BooleanEquals"] else choice["Default"]
+    limits = states[taken]
+    assert limits["ResultPath"] == "$.config.training_stopping" and limits["Next"] == "Train"
+    data["config"]["training_stopping"] = limits.get("Result") or _resolved(limits["Parameters"], data)
+    return _resolved(states["Train"]["Parameters"], data)
+
+
+def _validated(request: dict) -> dict:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    botocore.validate.validate_parameters(request, model.operation_model("CreateTrainingJob").input_shape)
+    return request
+
+
+def test_the_on_demand_training_request_is_valid_and_has_no_spot_wait(app):
+    request = _validated(_training_request(app, "false"))
+    assert request["EnableManagedSpotTraining"] is False
+    # SageMaker refuses MaxWaitTimeInSeconds unless EnableManagedSpotTraining is true
+    assert set(request["StoppingCondition"]) == {"MaxRuntimeInSeconds"}
+
+
+def test_the_spot_training_request_is_valid_and_waits_at_least_its_max_runtime(app):
+    request = _validated(_training_request(app, "true"))
+    assert request["EnableManagedSpotTraining"] is True
+    stopping = request["StoppingCondition"]
+    assert stopping["MaxWaitTimeInSeconds"] >= stopping["MaxRuntimeInSeconds"]
+    # any value the parameter accepts is one SageMaker accepts
+    assert app["Parameters"]["MaxWaitTimeInSeconds"]["MinValue"] >= stopping["MaxRuntimeInSeconds"]
+
+
+@pytest.mark.parametrize("spot", ["true", "false"])
+def test_the_training_job_checkpoints_to_its_own_prefix_in_the_artifact_bucket(app, spot):
+    request = _training_request(app, spot)
+    execution = execution_name_for("0123456789abcdef0123456789abcdef01234567", 1, "42")
+    names = release_names_for("mlops-iris", "staging", execution)
+    assert request["CheckpointConfig"] == {
+        "S3Uri": f"s3://{SAMPLE_SUBSTITUTIONS['ArtifactBucket']}/{names.checkpoints}",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    assert names.checkpoints.startswith(f"checkpoints/{request['TrainingJobName']}/")

@@ -201,6 +201,24 @@ def test_sagemaker_role_reads_and_writes_only_its_prefixes(app, operation, param
     assert call(app.role_policies("SageMakerExecutionRole"), "sm", "s3", operation, params).allowed is allowed
 
 
+OTHER_STAGE = release_names_for("mlops-iris", "prod", execution_name_for("0123abc", 1))
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "allowed"),
+    [
+        ("ListObjectsV2", {"Bucket": BUCKET, "Prefix": NAMES.checkpoints}, True),
+        ("GetObject", {"Bucket": BUCKET, "Key": f"{NAMES.checkpoints}step-0001.ckpt"}, True),
+        ("PutObject", {"Bucket": BUCKET, "Key": f"{NAMES.checkpoints}step-0001.ckpt"}, True),
+        ("ListObjectsV2", {"Bucket": BUCKET, "Prefix": "checkpoints/"}, False),
+        ("PutObject", {"Bucket": BUCKET, "Key": f"{OTHER_STAGE.checkpoints}step-0001.ckpt"}, False),
+        ("DeleteObject", {"Bucket": BUCKET, "Key": f"{NAMES.checkpoints}step-0001.ckpt"}, False),
+    ],
+)
+def test_sagemaker_role_syncs_only_its_stages_training_checkpoints(app, operation, params, allowed):
+    assert call(app.role_policies("SageMakerExecutionRole"), "sm", "s3", operation, params).allowed is allowed
+
+
 def test_sagemaker_role_publishes_metrics_only_in_sagemakers_namespace(app):
     policies = app.role_policies("SageMakerExecutionRole")
     metrics = {"Namespace": "/aws/sagemaker/TrainingJobs", "MetricData": []}

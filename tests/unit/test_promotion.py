@@ -77,7 +77,9 @@ def test_promotion_input_deploys_the_package_under_prod_names(registry):
     assert execution_input["promote"] == {"model_package_arn": described["ModelPackageArn"]}
     assert execution_input["release"]["commit"] == COMMIT
     assert execution_input["release"]["image_uri"] == f"repo:{COMMIT}"
-    assert all(n.startswith("mlops-iris-prod-") for n in execution_input["names"].values())
+    names = dict(execution_input["names"])
+    assert names.pop("checkpoints").startswith("checkpoints/mlops-iris-prod-")
+    assert all(n.startswith("mlops-iris-prod-") for n in names.values())
     json.dumps(execution_input)
 
 

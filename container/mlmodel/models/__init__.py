@@ -8,6 +8,13 @@ A slot is a module with a `SLOT` object offering, for `train`:
     validation_metrics(fitted, data) -> dict                  metrics.validation (a "validation" channel)
     describe(fitted) -> dict                                  slot-specific metadata (classes, estimator, ...)
     save(fitted, model_dir)                                   the artifact files next to metadata.json
+optionally, to fit in steps `train` checkpoints (a restarted job resumes after the last finished one; without
+them the whole fit is one step):
+    fit_steps(params) -> int                                  how many steps the fit takes
+    fit_step(partial, data, params, step) -> partial          step 1..fit_steps (partial is None at 1); the
+                                                              last step's result is the fitted model; each
+                                                              result must pickle, and resuming from it must
+                                                              give the model an uninterrupted fit gives
 and, for `serve`, load(model_dir, metadata) -> a served model with `n_features`, `answer(rows, media_type)`
 (the response body for a float64 array of rows, CSV or JSON) and `describe()` for the log.
 Everything else (the SageMaker contract, /ping, /invocations, limits, errors, signals, batch) is shared.

@@ -19,6 +19,9 @@ from mlmodel.hyperparameters import RESERVED_PREFIXES, HyperparameterError, _as_
 from mlmodel.payload import JSON
 
 CV_FOLDS = 5
+# The boosting rounds are fitted in this many chunks (warm start), each one a checkpoint `train` can resume
+# from; the stages and their random draws are the same as in one fit.
+FIT_CHUNKS = 5
 
 
 def _bounded_int(low: int, high: int) -> Callable[[str], int]:
@@ -105,11 +108,29 @@ class DiabetesRegressor:
         return params
 
     def fit(self, data: LabelledData, params: dict[str, Any]) -> GradientBoostingRegressor:
+        model = None
+        for step in range(1, self.fit_steps(params) + 1):
+            model = self.fit_step(model, data, params, step)
+        return model
+
+    def fit_steps(self, params: dict[str, Any]) -> int:
+        return min(FIT_CHUNKS, params["n_estimators"])
+
+    def fit_step(
+        self, model: GradientBoostingRegressor | None, data: LabelledData, params: dict[str, Any], step: int
+    ) -> GradientBoostingRegressor:
+        """Boosting rounds up to this step's share of n_estimators, continuing `model`'s (warm start)."""
         y = targets(data)
         if y.size < 2:
             raise DataError(f"the training data has {y.size} row: at least two are needed")
-        model = GradientBoostingRegressor(**params)
+        steps = self.fit_steps(params)
+        rounds = params["n_estimators"] * step // steps
+        if model is None:
+            model = GradientBoostingRegressor(**params, warm_start=True)
+        model.set_params(n_estimators=rounds, warm_start=True)
         model.fit(data.features, y)
+        if step == steps:
+            model.set_params(warm_start=False)  # the artifact is an ordinary fitted regressor
         return model
 
     def training_metrics(
