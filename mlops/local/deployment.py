@@ -40,6 +40,11 @@ class Plan:
     def waiting_seconds(self) -> int:
         return sum(step.bake_seconds for step in self.steps) + self.termination_wait_seconds
 
+    def bakes(self) -> list[Step]:
+        """Each share the new fleet takes and how long the alarms watch it: the steps, then the final bake (the
+        termination wait), after which the old fleet goes."""
+        return [*self.steps, Step(100.0, self.termination_wait_seconds)]
+
     def describe(self) -> list[dict[str, float]]:
         return [{"new_percent": s.new_percent, "bake_seconds": s.bake_seconds} for s in self.steps]
 

@@ -517,7 +517,7 @@ class LocalSageMaker:
             self.updates[name] = update
             self.updating.notify_all()
         try:
-            for step in plan.steps:
+            for step in plan.bakes():
                 update.split.shift(step.new_percent)
                 fired = self._bake(update, step.bake_seconds)
                 if fired:
@@ -527,7 +527,6 @@ class LocalSageMaker:
                     record["alarm"] = fired
                     self._keep_old_fleet(endpoint, f"Update rolled back: alarm {fired} fired during baking")
                     return
-            self._shutting_down.wait(plan.termination_wait_seconds / TIME_SCALE)  # the old fleet stays ready
             with self._lock:
                 self.servers[name] = server
             endpoint.endpoint_config_name = config_name

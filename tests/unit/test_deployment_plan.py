@@ -152,3 +152,17 @@ def test_a_fleet_is_drained_only_once_the_requests_it_took_are_answered():
         "old": {"answered": 0, "failed": 0},
         "new": {"answered": 0, "failed": 1},
     }
+
+
+def test_the_alarms_watch_every_step_and_then_the_termination_wait_at_full_traffic():
+    plan = plan_of(
+        config(
+            {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                "WaitIntervalInSeconds": 300,
+            },
+            TerminationWaitInSeconds=120,
+        )
+    )
+    assert [(b.new_percent, b.bake_seconds) for b in plan.bakes()] == [(10.0, 300), (100.0, 0), (100.0, 120)]
