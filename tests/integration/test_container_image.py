@@ -236,5 +236,7 @@ def test_an_image_whose_user_is_not_root_cannot_train_under_sagemakers_mounts(im
     assert result.returncode != 0
     said = result.stdout + result.stderr
     # the first thing train writes under /opt/ml: its first checkpoint (or, without checkpoints, the model)
-    assert "Permission denied: '/opt/ml/checkpoints" in said or "Permission denied: '/opt/ml/model'" in said, said
+    assert (
+        "Permission denied: '/opt/ml/checkpoints" in said or "Permission denied: '/opt/ml/model'" in said
+    ), said
     assert not Paths(ml_dir).failure_file.exists()  # it could not even say why: SageMaker shows the exit code
