@@ -1,21 +1,14 @@
 """Local endpoints through the SageMaker API: Creating → InService, a DescribeEndpoint that waits for a short
 transition to end, and UpdateEndpoint to a new config; the model server really answers."""
 
-import io
 import json
 import os
 import stat
-import tarfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import joblib
 import pytest
-from mlmodel.contract import MODEL_FILE
-from mlmodel.model import TreeModel
-from sklearn.datasets import load_iris
-from sklearn.tree import DecisionTreeClassifier
 
 from mlops.local import sagemaker
 from mlops.local.stack import LocalStack
@@ -24,22 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    local = LocalStack(work_dir=tmp_path_factory.mktemp("work")).start()
-    model_dir = tmp_path_factory.mktemp("model")
-    iris = load_iris()
-    estimator = DecisionTreeClassifier(random_state=0).fit(iris.data, iris.target_names[iris.target])
-    joblib.dump(estimator, model_dir / MODEL_FILE)
-    TreeModel(estimator).save_tree(model_dir)
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        for path in model_dir.iterdir():
-            tar.add(path, arcname=path.name)
-    local.client("s3").put_object(
-        Bucket=local.bucket, Key="training/model/output/model.tar.gz", Body=archive.getvalue()
-    )
-    yield local
-    local.stop()
+def stack(stack_with_a_model):
+    return stack_with_a_model
 
 
 def test_the_api_key_file_is_private_from_its_creation_and_never_written_through_a_link(

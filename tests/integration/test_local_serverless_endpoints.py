@@ -2,23 +2,14 @@
 serves with the same container, DescribeEndpoint shows its serverless variant, invocations beyond
 MaxConcurrency are throttled, and updates go only where AWS lets them."""
 
-import io
 import json
-import tarfile
 import threading
 import time
 
 import boto3
-import joblib
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from mlmodel.contract import MODEL_FILE
-from mlmodel.model import TreeModel
-from sklearn.datasets import load_iris
-from sklearn.tree import DecisionTreeClassifier
-
-from mlops.local.stack import LocalStack
 
 pytestmark = pytest.mark.slow
 
@@ -29,23 +20,9 @@ SETOSA = "4.5,1.3,0.3,0.3"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    local = LocalStack(work_dir=tmp_path_factory.mktemp("work")).start()
-    model_dir = tmp_path_factory.mktemp("model")
-    iris = load_iris()
-    estimator = DecisionTreeClassifier(random_state=0).fit(iris.data, iris.target_names[iris.target])
-    joblib.dump(estimator, model_dir / MODEL_FILE)
-    TreeModel(estimator).save_tree(model_dir)
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        for path in model_dir.iterdir():
-            tar.add(path, arcname=path.name)
-    local.client("s3").put_object(
-        Bucket=local.bucket, Key="training/model/output/model.tar.gz", Body=archive.getvalue()
-    )
-    local.as_sent = {}
-    yield local
-    local.stop()
+def stack(stack_with_a_model):
+    stack_with_a_model.as_sent = {}
+    return stack_with_a_model
 
 
 def _raw(stack, service):
@@ -144,6 +121,7 @@ def test_a_serverless_config_aws_refuses_is_a_validation_exception_and_is_not_ke
 def test_a_serverless_endpoint_serves_the_container_and_describes_its_serverless_variant(stack):
     sm = _raw(stack, "sagemaker")
     sm.create_endpoint(EndpointName="sl", EndpointConfigName=serverless_config(stack, "sl-1", 2048, 3))
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="sl", WaiterConfig={"Delay": 1})
     described = sm.describe_endpoint(EndpointName="sl")
     assert described["EndpointStatus"] == "InService"
     (variant,) = described["ProductionVariants"]
@@ -159,7 +137,7 @@ def test_invocations_beyond_max_concurrency_are_throttled_and_the_others_answer(
     sm.create_endpoint(
         EndpointName="one-at-a-time", EndpointConfigName=serverless_config(stack, "once", concurrency=1)
     )
-    assert sm.describe_endpoint(EndpointName="one-at-a-time")["EndpointStatus"] == "InService"
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="one-at-a-time", WaiterConfig={"Delay": 1})
     batch = "\n".join([SETOSA] * 20000)  # long enough to be in flight while the next call arrives
     stop = threading.Event()
     batches: list[int] = []
@@ -196,7 +174,7 @@ def test_invocations_beyond_max_concurrency_are_throttled_and_the_others_answer(
 def test_an_instance_endpoint_cannot_be_updated_to_serverless_and_keeps_serving(stack):
     sm = _raw(stack, "sagemaker")
     sm.create_endpoint(EndpointName="fleet", EndpointConfigName=instance_config(stack, "fleet-1"))
-    assert sm.describe_endpoint(EndpointName="fleet")["EndpointStatus"] == "InService"
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="fleet", WaiterConfig={"Delay": 1})
     code, message = refusal(
         lambda: sm.update_endpoint(
             EndpointName="fleet", EndpointConfigName=serverless_config(stack, "fleet-2")
@@ -211,7 +189,7 @@ def test_an_instance_endpoint_cannot_be_updated_to_serverless_and_keeps_serving(
 def test_a_serverless_endpoint_updates_to_new_serverless_settings_and_then_to_instances(stack):
     sm = _raw(stack, "sagemaker")
     sm.create_endpoint(EndpointName="grows", EndpointConfigName=serverless_config(stack, "grows-1", 1024, 1))
-    assert sm.describe_endpoint(EndpointName="grows")["EndpointStatus"] == "InService"
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="grows", WaiterConfig={"Delay": 1})
     rolling = {
         "RollingUpdatePolicy": {
             "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
@@ -227,6 +205,7 @@ def test_a_serverless_endpoint_updates_to_new_serverless_settings_and_then_to_in
     )
     assert code == "ValidationException"
     sm.update_endpoint(EndpointName="grows", EndpointConfigName="grows-2")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="grows", WaiterConfig={"Delay": 1})
     described = sm.describe_endpoint(EndpointName="grows")
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "grows-2")
     assert described["ProductionVariants"][0]["CurrentServerlessConfig"] == {
@@ -236,6 +215,7 @@ def test_a_serverless_endpoint_updates_to_new_serverless_settings_and_then_to_in
     assert invoke(stack, "grows") == ["setosa"]
 
     sm.update_endpoint(EndpointName="grows", EndpointConfigName=instance_config(stack, "grows-3"))
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="grows", WaiterConfig={"Delay": 1})
     (variant,) = sm.describe_endpoint(EndpointName="grows")["ProductionVariants"]
     assert variant["CurrentInstanceCount"] == 1 and "CurrentServerlessConfig" not in variant
     assert invoke(stack, "grows") == ["setosa"]
