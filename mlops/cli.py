@@ -536,8 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME[@N]",
-        help="inject a fault into every release, or release N only: train-crash, serve-crash, throttle, "
-        "canary-errors, no-training-data, malformed-test-data, duplicate-execution (see docs/faults.md)",
+        help="inject a fault into every release, or release N only: train-crash, spot-interrupt, serve-crash, "
+        "throttle, canary-errors, no-training-data, malformed-test-data, duplicate-execution (see docs/faults.md)",
     )
     rehearse.add_argument(
         "--stages",

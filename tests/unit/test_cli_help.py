@@ -37,3 +37,12 @@ def test_the_reference_lists_exactly_the_options_of_mlops_rehearse():
     in_reference = set(re.findall(r"^\| `(--[a-z-]+)", table, flags=re.M))
     in_parser = {o for a in COMMANDS["rehearse"]._actions for o in a.option_strings if o.startswith("--")}
     assert in_reference == in_parser - {"--help"}
+
+
+def test_the_fault_option_names_every_fault_the_rehearsal_can_inject():
+    from mlops.local.sagemaker import FAULTS
+    from mlops.rehearsal import DATA_FAULTS
+
+    (fault,) = [a for a in COMMANDS["rehearse"]._actions if "--fault" in a.option_strings]
+    named = set(re.findall(r"[a-z]+(?:-[a-z]+)*", fault.help))
+    assert set(FAULTS) | set(DATA_FAULTS) <= named
