@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from mlmodel.dataset import load_channel
 
 from mlops.data import write_split
+from mlops.local import archive
 from mlops.local.runners import ProcessRunner
 from mlops.local.stack import LocalStack
 from mlops.names import checkpoint_key_prefix_for
@@ -86,7 +87,7 @@ def predictions(stack, job: dict, rows: np.ndarray, tmp_path) -> np.ndarray:
     body = stack.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     folder = tmp_path / job["TrainingJobName"]
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-        tar.extractall(folder, filter="data")
+        archive.extract_all(tar, folder)  # the tar data filter is missing before Python 3.11.4
     return joblib.load(folder / "model.joblib").predict(rows)
 
 
