@@ -73,6 +73,10 @@ def plan_of(deployment_config: Mapping[str, Any] | None, new_instances: int = 1)
         steps = (Step(canary, wait), Step(100.0, 0))
     elif kind == "LINEAR":
         step = _percent(routing, "LinearStepSize", new_instances, sizes - {"LinearStepSize"}, kind)
+        if not 10 <= step <= 50:
+            raise DeploymentConfigError(
+                "LinearStepSize must be between 10% and 50% of the new fleet's capacity"
+            )
         count = math.ceil(100 / step)
         steps = tuple(Step(min(100.0, step * (n + 1)), wait) for n in range(count))
     else:

@@ -66,7 +66,8 @@ def test_the_default_timeout_outlasts_every_strategys_waits_with_time_to_provisi
     assert (timeout["MinValue"], timeout["MaxValue"]) == (600, 28800)  # MaximumExecutionTimeoutInSeconds
     for strategy in parameters["DeploymentStrategy"]["AllowedValues"]:
         assert timeout["Default"] >= steps[strategy] * baking + termination + 300, strategy
-    assert parameters["DeploymentTrafficPercent"]["MaxValue"] <= 50  # a canary is at most half the new fleet
+    percent = parameters["DeploymentTrafficPercent"]
+    assert percent["MinValue"] >= 10 and percent["MaxValue"] <= 50  # canary at most half; linear steps 10-50%
 
 
 def _update_endpoint_request(routing_state: str) -> dict:

@@ -97,6 +97,15 @@ def test_an_instance_count_size_is_a_share_of_the_new_fleet():
             "not applicable",
         ),
         ({"Type": "SOMETIMES", "WaitIntervalInSeconds": 60}, {}, "enum value set"),
+        (
+            {
+                "Type": "LINEAR",
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 5},
+                "WaitIntervalInSeconds": 60,
+            },
+            {},
+            "between 10% and 50%",
+        ),
         ({"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 3601}, {}, "between 0 and 3600"),
         ({"Type": "ALL_AT_ONCE"}, {}, "WaitIntervalInSeconds is required"),
         (
