@@ -15,7 +15,7 @@ import logging
 import math
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,7 +27,9 @@ log = logging.getLogger("mlops.local.alarms")
 
 NAMESPACE = "AWS/SageMaker"
 _UNITS = {"ModelLatency": "Microseconds"}
-_RETENTION_SECONDS = 600.0  # local seconds of points kept for evaluation
+# Local seconds of points kept for evaluation: at the deployment's time scale, hours of AWS time, more than any
+# alarm's EvaluationPeriods x Period the template allows.
+_RETENTION_SECONDS = 120.0
 
 Dimensions = frozenset[tuple[str, str]]
 
@@ -35,8 +37,10 @@ Dimensions = frozenset[tuple[str, str]]
 class EndpointMetrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._points: dict[tuple[str, Dimensions], list[tuple[float, float]]] = defaultdict(list)
-        self._unpublished: list[tuple[str, Dimensions, float]] = []
+        self._points: dict[tuple[str, Dimensions], deque[tuple[float, float]]] = defaultdict(deque)
+        self._pending: dict[
+            tuple[str, Dimensions], list[float]
+        ] = {}  # count, sum, min, max since the last publish
 
     def record_invocation(self, endpoint: str, variant: str, status: int, latency_us: float | None) -> None:
         """One InvokeEndpoint the model answered with `status` (0: no answer) after `latency_us`."""
@@ -54,35 +58,31 @@ class EndpointMetrics:
             for name, value in values.items():
                 points = self._points[(name, dimensions)]
                 points.append((now, value))
-                while points and points[0][0] < now - _RETENTION_SECONDS:
-                    points.pop(0)
-                self._unpublished.append((name, dimensions, value))
+                while points[0][0] < now - _RETENTION_SECONDS:
+                    points.popleft()
+                pending = self._pending.setdefault((name, dimensions), [0.0, 0.0, value, value])
+                pending[0] += 1
+                pending[1] += value
+                pending[2] = min(pending[2], value)
+                pending[3] = max(pending[3], value)
 
     def values(self, name: str, dimensions: Dimensions, start: float, end: float) -> list[float]:
         with self._lock:
-            return [value for t, value in self._points.get((name, dimensions), []) if start <= t < end]
+            return [value for t, value in self._points.get((name, dimensions), ()) if start <= t < end]
 
     def publish(self, cloudwatch) -> None:
         """What was recorded since the last call, to CloudWatch as SageMaker sends it (one statistic set per
         metric). A failure loses nothing the alarms read: they evaluate the recorded points."""
         with self._lock:
-            pending, self._unpublished = self._unpublished, []
-        grouped: dict[tuple[str, Dimensions], list[float]] = defaultdict(list)
-        for name, dimensions, value in pending:
-            grouped[(name, dimensions)].append(value)
+            pending, self._pending = self._pending, {}
         data = [
             {
                 "MetricName": name,
                 "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(dimensions)],
-                "StatisticValues": {
-                    "SampleCount": float(len(values)),
-                    "Sum": float(sum(values)),
-                    "Minimum": float(min(values)),
-                    "Maximum": float(max(values)),
-                },
+                "StatisticValues": {"SampleCount": count, "Sum": total, "Minimum": low, "Maximum": high},
                 "Unit": _UNITS.get(name, "None"),
             }
-            for (name, dimensions), values in grouped.items()
+            for (name, dimensions), (count, total, low, high) in pending.items()
         ]
         for start in range(0, len(data), 1000):  # PutMetricData takes at most 1,000 metrics per call
             try:

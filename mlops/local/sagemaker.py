@@ -101,6 +101,7 @@ class LocalSageMaker:
         self.updates: dict[str, Update] = {}  # endpoint name -> its blue/green update under way
         self.deployments: dict[str, dict[str, Any]] = {}  # endpoint config name -> how its update went
         self.updating = threading.Condition()  # notified when an update starts or ends
+        self._publisher: threading.Thread | None = None
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def client(self, service: str):
@@ -568,6 +569,18 @@ class LocalSageMaker:
         endpoint.last_modified_time = utcnow()
         endpoint.endpoint_status = "InService"
 
+    def _publish_every_minute(self) -> None:
+        """SageMaker sends endpoint metrics to CloudWatch once a minute: here, a minute of the deployment clock."""
+        with self._lock:
+            if self._publisher is not None:
+                return
+            self._publisher = threading.Thread(target=self._publishing, name="endpoint-metrics", daemon=True)
+        self._publisher.start()
+
+    def _publishing(self) -> None:
+        while not self._shutting_down.wait(60 / TIME_SCALE):
+            self.publish_metrics()
+
     def publish_metrics(self) -> None:
         """The endpoints' invocation metrics recorded so far, to the local CloudWatch."""
         self.metrics.publish(self.client("cloudwatch"))
@@ -631,6 +644,7 @@ class LocalSageMaker:
 
     def _invoked(self, name: str, update: Update | None, fleet: str, status: int, latency_us: float | None):
         self.metrics.record_invocation(name, "AllTraffic", status, latency_us)
+        self._publish_every_minute()
         if update:
             update.end(fleet, status == 200)
 

@@ -284,3 +284,31 @@ def test_a_deployment_config_sagemaker_refuses_is_a_validation_error_and_nothing
     assert "at most 50%" in raised.value.response["Error"]["Message"]
     described = sm.describe_endpoint(EndpointName=guarded_endpoint)
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "guarded-1")
+
+
+def test_invocations_reach_cloudwatch_once_a_minute_of_the_deployment_clock(stack):
+    sm, cloudwatch = stack.client("sagemaker"), stack.client("cloudwatch")
+    sm.create_endpoint(EndpointName="counted", EndpointConfigName=config(stack, "counted-1"))
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="counted", WaiterConfig={"Delay": 1})
+    for _ in range(3):
+        predict(stack, "counted", "4.5,1.3,0.3,0.3")
+
+    def invocations() -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/SageMaker",
+            MetricName="Invocations",
+            Dimensions=[
+                {"Name": "EndpointName", "Value": "counted"},
+                {"Name": "VariantName", "Value": "AllTraffic"},
+            ],
+            StartTime=datetime.now(UTC) - timedelta(minutes=10),
+            EndTime=datetime.now(UTC) + timedelta(minutes=1),
+            Period=60,
+            Statistics=["Sum"],
+        )["Datapoints"]
+        return sum(point["Sum"] for point in points)
+
+    deadline = time.monotonic() + 10
+    while invocations() < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert invocations() == 3
