@@ -522,27 +522,29 @@ class LocalSageMaker:
                 update.split.shift(step.new_percent)
                 fired = self._bake(update, step.bake_seconds)
                 if fired:
-                    update.split.shift(0)
-                    update.drain("new")
-                    server.stop()
                     record["alarm"] = fired
-                    self._keep_old_fleet(endpoint, f"Update rolled back: alarm {fired} fired during baking")
+                    self._roll_back(
+                        update, endpoint, f"Update rolled back: alarm {fired} fired during baking"
+                    )
                     return
+            new_config = backend.endpoint_configs[config_name]
+            variants = endpoint._process_production_variants(new_config.production_variants)
+            # Swapped while the update still routes: a request either counts on a fleet or meets the new one.
             with self._lock:
                 self.servers[name] = server
-            endpoint.endpoint_config_name = config_name
-            endpoint.production_variants = endpoint._process_production_variants(
-                backend.endpoint_configs[config_name].production_variants
-            )
-            endpoint.data_capture_config = capture_summary(
-                backend.endpoint_configs[config_name].data_capture_config
-            )
-            record["outcome"] = "completed"
+        except Exception as exc:  # a local-runtime fault must end the update, not leave it Updating
+            log.debug("endpoint update failed", exc_info=True)
+            self._roll_back(update, endpoint, f"Update rolled back: {exc}")
+            return
         finally:
             with self.updating:
                 self.updates.pop(name, None)
                 self.updating.notify_all()
             record["requests"] = update.split.as_dict()
+        endpoint.endpoint_config_name = config_name
+        endpoint.production_variants = variants
+        endpoint.data_capture_config = capture_summary(new_config.data_capture_config)
+        record["outcome"] = "completed"
         endpoint.last_modified_time = utcnow()
         endpoint.endpoint_status = "InService"
         if update.old:
@@ -563,6 +565,13 @@ class LocalSageMaker:
             left = deadline - time.monotonic()
             if left <= 0 or self._shutting_down.wait(min(left, _ALARM_TICK_SECONDS)):
                 return None
+
+    def _roll_back(self, update: Update, endpoint, reason: str) -> None:
+        """All traffic back to the old fleet; the new one stops once it has answered what it took."""
+        update.split.shift(0)
+        update.drain("new")
+        update.new.stop()
+        self._keep_old_fleet(endpoint, reason)
 
     def _keep_old_fleet(self, endpoint, reason: str) -> None:
         endpoint.failure_reason = reason[:1024]
