@@ -174,10 +174,13 @@ class AlarmEvaluator:
                 continue
             outcome = evaluate(alarm, self._periods(alarm, now))
             if outcome and outcome[0] != alarm["StateValue"]:
-                with principals.acting_as(None):
-                    client.set_alarm_state(
-                        AlarmName=alarm["AlarmName"], StateValue=outcome[0], StateReason=outcome[1][:1023]
-                    )
+                try:
+                    with principals.acting_as(None):
+                        client.set_alarm_state(
+                            AlarmName=alarm["AlarmName"], StateValue=outcome[0], StateReason=outcome[1][:1023]
+                        )
+                except (ClientError, BotoCoreError) as error:  # it keeps its state until the next evaluation
+                    log.warning("alarm %s not set to %s: %s", alarm["AlarmName"], outcome[0], error)
 
     def _periods(self, alarm: Mapping[str, Any], now: float) -> list[list[float]]:
         period = float(alarm["Period"]) / self._scale
