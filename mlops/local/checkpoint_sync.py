@@ -8,10 +8,9 @@ resumes from exactly that checkpoint, however far the interrupted program got on
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from .s3objects import object_keys, s3_parts
+from .s3objects import download_prefix, s3_parts
 
 
 class CheckpointSync:
@@ -25,18 +24,11 @@ class CheckpointSync:
         self.uploaded: list[str] = []
         self._sent: dict[Path, tuple[int, int]] = {}  # file -> (size, mtime) last uploaded
 
-    def download(self) -> list[str]:
+    def download(self) -> None:
         """The prefix's objects into the local directory (created, as SageMaker creates LocalPath)."""
         self.local_dir.mkdir(parents=True, exist_ok=True)
-        names = []
-        for key in object_keys(self.s3, self.bucket, self.prefix):
-            target = self.local_dir / key[len(self.prefix) :]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as out:
-                shutil.copyfileobj(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"], out, 2**20)
+        for target in download_prefix(self.s3, self.bucket, self.prefix, self.local_dir):
             self._sent[target] = _signature(target)  # already in S3
-            names.append(key[len(self.prefix) :])
-        return names
 
     def upload_new(self) -> bool:
         """Uploads files that are new or changed since the last call, oldest first; True once the instance is

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import re
-import shutil
 import sys
 import tarfile
 import threading
@@ -41,7 +40,7 @@ from .checkpoint_sync import CheckpointSync
 from .cloudwatch import CloudWatch, metric_values, rollback_alarms
 from .deployment import TIME_SCALE, DeploymentConfigError, Plan, Update, plan_of
 from .runners import ModelServer, ProcessRunner, remove_tree
-from .s3objects import object_keys, s3_parts
+from .s3objects import download_prefix, s3_parts
 
 log = logging.getLogger("mlops.local.sagemaker")
 _ACTIVE: LocalSageMaker | None = None
@@ -161,17 +160,6 @@ class LocalSageMaker:
         if not found.get("images"):
             raise RuntimeError(f"Requested image {image} not found")
 
-    def _download_prefix(self, uri: str, dest: Path) -> list[str]:
-        bucket, prefix = s3_parts(uri)
-        s3 = self.s3()
-        keys = object_keys(s3, bucket, prefix)
-        for key in keys:
-            target = dest / (Path(key).relative_to(prefix) if prefix and key != prefix else Path(key).name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as out:  # one stream per object: no transfer-manager threads to start
-                shutil.copyfileobj(s3.get_object(Bucket=bucket, Key=key)["Body"], out, 2**20)
-        return keys
-
     def _model_dir_for(self, model_data_url: str, into: Path) -> Path:
         bucket, key = s3_parts(model_data_url)
         body = io.BytesIO(self.s3().get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -279,7 +267,7 @@ class LocalSageMaker:
             source = channel["DataSource"]["S3DataSource"]
             dest = paths.channel_dir(channel["ChannelName"])
             dest.mkdir(parents=True, exist_ok=True)
-            self._download_prefix(source["S3Uri"], dest)
+            download_prefix(self.s3(), *s3_parts(source["S3Uri"]), dest)
             channels[channel["ChannelName"]] = {
                 "ContentType": channel.get("ContentType", ""),
                 "TrainingInputMode": "File",
@@ -555,11 +543,10 @@ class LocalSageMaker:
         """Watches the rollback alarms for `seconds` (AWS time); the first one in ALARM, if any."""
         deadline = time.monotonic() + seconds / TIME_SCALE
         while True:
-            self.publish_metrics()
+            # CloudWatch evaluates the recorded points (their publishing runs on its own clock), then SageMaker
+            # reads the alarms' states as the execution role.
             self.alarms.evaluate(update.alarms)
-            firing = self.cloudwatch.alarms_firing(
-                update.alarms
-            )  # as the execution role, as SageMaker reads them
+            firing = self.cloudwatch.alarms_firing(update.alarms)
             if firing:
                 return firing[0]
             left = deadline - time.monotonic()
@@ -580,6 +567,8 @@ class LocalSageMaker:
 
     def _publish_every_minute(self) -> None:
         """SageMaker sends endpoint metrics to CloudWatch once a minute: here, a minute of the deployment clock."""
+        if self._publisher is not None:  # every invocation asks: the usual answer needs no lock
+            return
         with self._lock:
             if self._publisher is not None:
                 return
