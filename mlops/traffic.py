@@ -74,22 +74,34 @@ def traffic_rows(
     return rows
 
 
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {})}
+
+
+def post_row(url: str, row: str, headers: dict[str, str]) -> tuple[int, str]:
+    """POSTs ``{"data": row}``: the status (0: no answer) and the result, or the error's first 200 characters."""
+    request = urllib.request.Request(  # noqa: S310 - the URL is the caller's API
+        url, data=json.dumps({"data": row}).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            body = response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")[:200]
+    except (urllib.error.URLError, OSError) as error:
+        return 0, str(error)
+    try:
+        return response.status, str(json.loads(body).get("result"))
+    except (ValueError, AttributeError):  # not the API's JSON object
+        return response.status, body.decode(errors="replace")[:200]
+
+
 def send(api_url: str, rows: Sequence[str], api_key: str | None = None, workers: int = 8) -> dict:
     """POSTs each row as ``{"data": row}``; returns how many were answered and the answers' counts."""
-    url = api_url.rstrip("/") + ROUTE
-    headers = {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {})}
+    url, headers = api_url.rstrip("/") + ROUTE, _headers(api_key)
 
     def post(row: str) -> tuple[int, str]:
-        request = urllib.request.Request(  # noqa: S310 - the URL is the caller's API
-            url, data=json.dumps({"data": row}).encode(), headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                return response.status, str(json.loads(response.read()).get("result"))
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode(errors="replace")[:200]
-        except (urllib.error.URLError, OSError) as error:
-            return 0, str(error)
+        return post_row(url, row, headers)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         answers = list(pool.map(post, rows))
@@ -112,7 +124,7 @@ class SteadyTraffic:
         self._url = api_url.rstrip("/") + ROUTE
         self._rows = rows
         self._interval = 1.0 / rate
-        self._headers = {"Content-Type": "application/json", **({"x-api-key": api_key} if api_key else {})}
+        self._headers = _headers(api_key)
         self._stop = threading.Event()
         self._statuses: Counter[int] = Counter()
         self._thread = threading.Thread(target=self._run, name="steady-traffic", daemon=True)
@@ -125,19 +137,9 @@ class SteadyTraffic:
         number = 0
         next_at = time.monotonic()
         while not self._stop.is_set():
-            row = self._rows[number % len(self._rows)]
+            status, _ = post_row(self._url, self._rows[number % len(self._rows)], self._headers)
+            self._statuses[status] += 1
             number += 1
-            request = urllib.request.Request(  # noqa: S310 - the URL is the rehearsal's own API
-                self._url, data=json.dumps({"data": row}).encode(), headers=self._headers, method="POST"
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                    response.read()
-                    self._statuses[response.status] += 1
-            except urllib.error.HTTPError as error:
-                self._statuses[error.code] += 1
-            except (urllib.error.URLError, OSError):
-                self._statuses[0] += 1
             next_at += self._interval
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
