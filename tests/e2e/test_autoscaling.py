@@ -3,9 +3,6 @@ exist in Application Auto Scaling, with the template's range; without the permis
 and says what was refused."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,33 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def rehearse(tmp_path: Path, *args: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlops",
-            "rehearse",
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--timeout",
-            "120",
-            *args,
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = done.stdout.strip().splitlines()
-    assert lines, done.stderr[-3000:]
-    return json.loads(lines[-1])
-
-
-def test_a_release_registers_the_variant_with_the_templates_range_and_target(tmp_path):
-    summary = rehearse(tmp_path, "--parameter", "AutoScalingMaxCapacity=3")
+def test_a_release_registers_the_variant_with_the_templates_range_and_target(rehearse):
+    _, summary, _ = rehearse("--parameter", "AutoScalingMaxCapacity=3", "--timeout", "120")
     assert summary["status"] == "SUCCEEDED"
     assert summary["autoscaling"] == {
         "resource_id": "endpoint/mlops-iris-staging/variant/AllTraffic",

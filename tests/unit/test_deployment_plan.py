@@ -8,8 +8,14 @@ import pytest
 from mlops.local.deployment import DeploymentConfigError, Split, Update, plan_of
 
 
-def config(routing: dict, **policy) -> dict:
-    return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing, **policy}}
+def routing(kind: str, wait: int | None, **sizes: tuple[str, int]) -> dict:
+    """A TrafficRoutingConfiguration, e.g. routing("CANARY", 300, CanarySize=("CAPACITY_PERCENT", 10))."""
+    fields = {name: {"Type": unit, "Value": value} for name, (unit, value) in sizes.items()}
+    return {"Type": kind, **fields, **({} if wait is None else {"WaitIntervalInSeconds": wait})}
+
+
+def config(traffic: dict, **policy) -> dict:
+    return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": traffic, **policy}}
 
 
 def test_without_a_deployment_config_all_traffic_moves_at_once_without_baking():
@@ -21,11 +27,7 @@ def test_without_a_deployment_config_all_traffic_moves_at_once_without_baking():
 def test_a_canary_bakes_its_share_then_moves_the_rest():
     plan = plan_of(
         config(
-            {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
-                "WaitIntervalInSeconds": 300,
-            },
+            routing("CANARY", 300, CanarySize=("CAPACITY_PERCENT", 10)),
             TerminationWaitInSeconds=120,
             MaximumExecutionTimeoutInSeconds=3600,
         )
@@ -38,100 +40,66 @@ def test_a_canary_bakes_its_share_then_moves_the_rest():
 
 
 def test_linear_steps_each_bake_and_the_last_reaches_all_traffic():
-    plan = plan_of(
-        config(
-            {
-                "Type": "LINEAR",
-                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 30},
-                "WaitIntervalInSeconds": 60,
-            }
-        )
-    )
+    plan = plan_of(config(routing("LINEAR", 60, LinearStepSize=("CAPACITY_PERCENT", 30))))
     assert [s["new_percent"] for s in plan.describe()] == [30.0, 60.0, 90.0, 100.0]
     assert {s["bake_seconds"] for s in plan.describe()} == {60}
 
 
 def test_an_instance_count_size_is_a_share_of_the_new_fleet():
     plan = plan_of(
-        config(
-            {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
-                "WaitIntervalInSeconds": 0,
-            }
-        ),
+        config(routing("CANARY", 0, CanarySize=("INSTANCE_COUNT", 1))),
         new_instances=4,
     )
     assert plan.steps[0].new_percent == 25.0
 
 
 @pytest.mark.parametrize(
-    "routing, policy, says",
+    "traffic, policy, says",
     [
         (
-            {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 60},
-                "WaitIntervalInSeconds": 60,
-            },
+            routing("CANARY", 60, CanarySize=("CAPACITY_PERCENT", 60)),
             {},
             "at most 50%",
         ),
-        ({"Type": "CANARY", "WaitIntervalInSeconds": 60}, {}, "CanarySize is required"),
+        (routing("CANARY", 60), {}, "CanarySize is required"),
         (
-            {
-                "Type": "ALL_AT_ONCE",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
-                "WaitIntervalInSeconds": 60,
-            },
+            routing("ALL_AT_ONCE", 60, CanarySize=("CAPACITY_PERCENT", 10)),
             {},
             "not applicable",
         ),
         (
-            {
-                "Type": "LINEAR",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
-                "WaitIntervalInSeconds": 60,
-            },
+            routing("LINEAR", 60, CanarySize=("CAPACITY_PERCENT", 10)),
             {},
             "not applicable",
         ),
-        ({"Type": "SOMETIMES", "WaitIntervalInSeconds": 60}, {}, "enum value set"),
+        (routing("SOMETIMES", 60), {}, "enum value set"),
         (
-            {
-                "Type": "LINEAR",
-                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 5},
-                "WaitIntervalInSeconds": 60,
-            },
+            routing("LINEAR", 60, LinearStepSize=("CAPACITY_PERCENT", 5)),
             {},
             "between 10% and 50%",
         ),
-        ({"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 3601}, {}, "between 0 and 3600"),
-        ({"Type": "ALL_AT_ONCE"}, {}, "WaitIntervalInSeconds is required"),
+        (routing("ALL_AT_ONCE", 3601), {}, "between 0 and 3600"),
+        (routing("ALL_AT_ONCE", None), {}, "WaitIntervalInSeconds is required"),
         (
-            {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 60},
+            routing("ALL_AT_ONCE", 60),
             {"MaximumExecutionTimeoutInSeconds": 300},
             "between 600 and 28800",
         ),
         (
-            {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600},
+            routing("ALL_AT_ONCE", 600),
             {"MaximumExecutionTimeoutInSeconds": 600},
             "larger than",
         ),
         (
-            {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 2},
-                "WaitIntervalInSeconds": 0,
-            },
+            routing("CANARY", 0, CanarySize=("INSTANCE_COUNT", 2)),
             {},
             "more than the new fleet",
         ),
     ],
 )
-def test_what_sagemaker_refuses_is_refused_with_its_reason(routing, policy, says):
+def test_what_sagemaker_refuses_is_refused_with_its_reason(traffic, policy, says):
     with pytest.raises(DeploymentConfigError, match=says):
-        plan_of(config(routing, **policy))
+        plan_of(config(traffic, **policy))
 
 
 def test_a_ten_percent_share_sends_every_tenth_request_to_the_new_fleet():
@@ -166,11 +134,7 @@ def test_a_fleet_is_drained_only_once_the_requests_it_took_are_answered():
 def test_the_alarms_watch_every_step_and_then_the_termination_wait_at_full_traffic():
     plan = plan_of(
         config(
-            {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
-                "WaitIntervalInSeconds": 300,
-            },
+            routing("CANARY", 300, CanarySize=("CAPACITY_PERCENT", 10)),
             TerminationWaitInSeconds=120,
         )
     )
